@@ -1,0 +1,1 @@
+"""The customer ML platform: data generation, features, models, promotion, scoring, allocation."""
