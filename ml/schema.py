@@ -1,0 +1,61 @@
+"""The raw-data contract: tables, columns and DuckDB types that the dbt sources expect.
+
+``orders`` is required; every other table is optional (a missing one means fewer
+features). The synthetic generator and the importer both write exactly these columns.
+"""
+
+from __future__ import annotations
+
+RAW_TABLES: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": "VARCHAR",
+        "signed_up_at": "TIMESTAMP",
+        "region": "VARCHAR",
+        "acquisition_channel": "VARCHAR",  # SEM, SEO, CRM, Display, Direct, Referral
+    },
+    "orders": {
+        "order_id": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "ordered_at": "TIMESTAMP",
+        "revenue": "DOUBLE",  # amount paid, after discount
+        "discount": "DOUBLE",  # amount taken off the list price
+        "status": "VARCHAR",  # completed, returned, cancelled
+        "order_channel": "VARCHAR",  # web, app, store
+    },
+    "order_items": {
+        "order_id": "VARCHAR",
+        "line_number": "INTEGER",
+        "product_id": "VARCHAR",
+        "category": "VARCHAR",
+        "quantity": "INTEGER",
+        "price": "DOUBLE",  # unit price
+    },
+    "sessions": {
+        "session_id": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "started_at": "TIMESTAMP",
+        "traffic_source": "VARCHAR",
+        "page_views": "INTEGER",
+        "cart_adds": "INTEGER",
+    },
+    "marketing_touches": {
+        "touch_id": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "touched_at": "TIMESTAMP",
+        "channel": "VARCHAR",  # SEM, SEO, CRM, Display, ...
+        "campaign": "VARCHAR",
+        "cost": "DOUBLE",
+        "clicked": "BOOLEAN",
+    },
+}
+
+REQUIRED_TABLES = ("orders",)
+
+# Ground truth from the synthetic generator: evaluation only, never a feature.
+ORACLE_TABLE = "oracle_labels"
+ORACLE_COLUMNS: dict[str, str] = {
+    "customer_id": "VARCHAR",
+    "as_of_date": "DATE",
+    "p_churn": "DOUBLE",  # P(no completed order in [as_of, as_of + 90 days))
+    "p_purchase": "DOUBLE",  # P(at least one completed order in [as_of, as_of + 30 days))
+}
