@@ -58,3 +58,52 @@ def get_settings() -> Settings:
         dbt_target=os.environ.get("DBT_TARGET", "duckdb"),
         dbt_manifest_path=_path("DBT_MANIFEST_PATH", local_dir / "dbt_target" / "manifest.json"),
     )
+
+
+def dbt_environment(settings: Settings | None = None) -> dict[str, str]:
+    """Environment every dbt invocation gets, whoever starts it (CLI, Cosmos, tests)."""
+    s = settings or get_settings()
+    return {
+        "WAREHOUSE_PATH": str(s.warehouse_path),
+        "DBT_PROFILES_DIR": str(s.dbt_profiles_dir),
+        "DBT_TARGET": s.dbt_target,
+        "DBT_TARGET_PATH": str(s.dbt_target_dir),
+        "DBT_LOG_PATH": str(s.local_dir / "dbt_logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
+    """Airflow configuration for local runs, as AIRFLOW__* variables (no airflow.cfg edits).
+
+    Values already set in the environment win, so production configuration is untouched.
+    """
+    s = settings or get_settings()
+    defaults = {
+        "AIRFLOW_HOME": str(s.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # SQLite metadata: keep concurrency low so the scheduler never sees "database is locked".
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__COSMOS__ENABLE_CACHE": "True",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(s.local_dir / "cosmos_cache"),
+    }
+    return {key: os.environ.get(key, value) for key, value in defaults.items()}
+
+
+def export_runtime_environment(settings: Settings | None = None) -> Settings:
+    """Put the platform's locations into os.environ, for code that reads them itself
+    (dbt, Airflow, Cosmos). Call from entry points only, before importing Airflow."""
+    s = settings or get_settings()
+    for key, value in {**airflow_environment(s), **dbt_environment(s)}.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", s.mlflow_tracking_uri)
+    return s

@@ -1,0 +1,45 @@
+# The customer ML platform. `make demo` runs the main job; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_CUSTOMERS ?= 5000
+DEMO_SEED ?= 42
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lock bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+setup: $(STAMP) ## Create .venv, install the pinned stack, compile the dbt manifest, init Airflow
+	$(BIN)/ml init
+
+lock: | $(BIN)/uv ## Re-resolve requirements.txt from requirements.in
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.txt
+
+demo: setup ## Generate a retail history (if none) and run the whole pipeline in-process
+	$(BIN)/ml generate --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --keep-existing
+	$(BIN)/ml run
+
+test: setup ## Run every test (unit, dbt, DAGs end to end)
+	$(BIN)/python -m pytest
+
+test-fast: setup ## Only the tests that run no dbt or Airflow end to end
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: setup ## Benchmarks that print figures (see bench/)
+	$(BIN)/python bench/features.py
+
+clean: ## Remove all local state (.local/); keeps .venv
+	rm -rf .local

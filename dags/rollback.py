@@ -1,0 +1,58 @@
+"""Rollback DAG: restore a model's previous champion from the promotion ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from ml.orchestration import WAREHOUSE_POOL
+from ml.specs import spec_paths
+
+DOC = """
+### Rollback
+
+Moves a model's `@champion` alias back to the version it replaced (read from
+`ml.promotion_ledger`) and appends a `rolled_back` row naming who asked and why. The same
+as `ml rollback MODEL`. Trigger scoring afterwards to refresh the scores.
+
+**Params**
+
+| Param | Meaning |
+| --- | --- |
+| `model` | The model to roll back. |
+| `reason` | Why: goes into the ledger. |
+"""
+
+
+@dag(
+    dag_id="rollback",
+    description="Restore a model's previous champion",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=DOC,
+    tags=["customer-ml", "registry"],
+    default_args={"owner": "customer-ml", "retries": 1, "retry_delay": timedelta(seconds=10)},
+    params={
+        "model": Param(spec_paths()[0].stem if spec_paths() else "churn", type="string",
+                       enum=[p.stem for p in spec_paths()], title="Model"),
+        "reason": Param("rollback requested in Airflow", type="string", minLength=3,
+                        title="Reason"),
+    },
+)
+def rollback():
+    @task(pool=WAREHOUSE_POOL)
+    def restore_previous_champion() -> dict:
+        from ml.promotion import rollback as do_rollback
+
+        context = get_current_context()
+        user = getattr(context["dag_run"], "triggering_user_name", None) or "airflow"
+        return do_rollback(context["params"]["model"], actor=user,
+                           reason=context["params"]["reason"])
+
+    restore_previous_champion()
+
+
+rollback()

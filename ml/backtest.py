@@ -1,0 +1,126 @@
+"""Rolling-origin, out-of-time back-test.
+
+The test folds are the K latest snapshots whose labels have matured. A fold at as-of date
+``d`` trains only on rows whose label had matured by ``d`` (``label_matured_on <= d``), so
+no training label looks past the fold's own as-of date.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ml import metrics as m
+from ml.learners import build_pipeline, predict
+from ml.specs import Learner, ModelSpec
+from ml.training_data import TrainingDataError, TrainingSet
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    as_of: pd.Timestamp
+    train_rows: np.ndarray  # positional indices into the frame
+    test_rows: np.ndarray
+
+
+def plan_folds(as_of: pd.Series, matured_on: pd.Series, k: int) -> list[Fold]:
+    """The ``k`` latest snapshots as test folds, oldest first; folds with no matured
+    training rows are left out."""
+    as_of = pd.to_datetime(as_of).to_numpy()
+    matured_on = pd.to_datetime(matured_on).to_numpy()
+    folds = []
+    for fold_date in np.unique(as_of)[-k:]:
+        train = np.flatnonzero(matured_on <= fold_date)
+        if len(train):
+            folds.append(Fold(len(folds), pd.Timestamp(fold_date), train,
+                              np.flatnonzero(as_of == fold_date)))
+    return folds
+
+
+@dataclass
+class BacktestResult:
+    predictions: pd.DataFrame  # fold, as_of, id, y, one column per learner
+    fold_metrics: pd.DataFrame  # fold, as_of, learner, metric, value
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        """Mean and std over folds, one row per (learner, metric)."""
+        return (self.fold_metrics.groupby(["learner", "metric"])["value"]
+                .agg(["mean", "std"]).reset_index())
+
+    def mean(self, learner: str, metric: str) -> float:
+        rows = self.fold_metrics[(self.fold_metrics.learner == learner)
+                                 & (self.fold_metrics.metric == metric)]
+        return float(rows["value"].mean())
+
+
+def task_metrics(task: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return m.binary_metrics(y, p) if task == "binary" else m.regression_metrics(y, p)
+
+
+def run_backtest(spec: ModelSpec, data: TrainingSet, learners: dict[str, Learner],
+                 folds: int | None = None) -> BacktestResult:
+    cols = spec.columns
+    frame = data.frame
+    plan = plan_folds(frame[cols.as_of], frame[cols.label_matured_on],
+                      folds or spec.backtest.folds)
+    if not plan:
+        dates = frame[cols.as_of]
+        raise TrainingDataError(
+            f"model {spec.name}, relation {spec.training_set}: no back-test fold has matured "
+            f"training data (snapshots {dates.min():%Y-%m-%d}..{dates.max():%Y-%m-%d}, horizon "
+            f"{spec.horizon_days} days). A fold needs at least {spec.horizon_days} days of "
+            "labelled history before it: load a longer history, lower horizon_days or use "
+            "fewer folds.")
+    X = frame[data.features]
+    y = frame[cols.label].to_numpy(dtype=float)
+    parts, rows = [], []
+    fit_seconds = dict.fromkeys(learners, 0.0)
+    for fold in plan:
+        test = frame.iloc[fold.test_rows]
+        part = pd.DataFrame({"fold": fold.index, "as_of": fold.as_of,
+                             cols.id: test[cols.id].to_numpy(), "y": y[fold.test_rows]})
+        y_train = y[fold.train_rows]
+        if spec.task == "binary" and len(np.unique(y_train)) < 2:
+            continue
+        for name, learner in learners.items():
+            model = build_pipeline(learner, spec.task, data.numeric, data.categorical,
+                                   spec.horizon_days)
+            started = time.perf_counter()
+            model.fit(X.iloc[fold.train_rows], y_train)
+            fit_seconds[name] += time.perf_counter() - started
+            part[name] = predict(model, X.iloc[fold.test_rows], spec.task)
+            if spec.task == "binary" and len(np.unique(part["y"])) < 2:
+                continue
+            for metric, value in task_metrics(spec.task, part["y"].to_numpy(),
+                                              part[name].to_numpy()).items():
+                rows.append((fold.index, fold.as_of, name, metric, value))
+        parts.append(part)
+    if not rows:
+        raise TrainingDataError(f"model {spec.name}, relation {spec.training_set}: every "
+                                "back-test fold had a single class; load more history")
+    return BacktestResult(
+        predictions=pd.concat(parts, ignore_index=True),
+        fold_metrics=pd.DataFrame(rows, columns=["fold", "as_of", "learner", "metric", "value"]),
+        fit_seconds=fit_seconds,
+    )
+
+
+def gains_over(result: BacktestResult, spec: ModelSpec, model: str, baselines: list[str],
+               n_boot: int | None = None) -> dict[str, dict]:
+    """Paired bootstrap CI of ``model``'s gain in the primary metric over each baseline,
+    resampling within folds."""
+    preds = result.predictions
+    out = {}
+    for baseline in baselines:
+        if baseline not in preds or baseline == model:
+            continue
+        out[baseline] = m.bootstrap_gain_ci(
+            preds["y"].to_numpy(), preds[model].to_numpy(), preds[baseline].to_numpy(),
+            metric=spec.primary_metric, n_boot=n_boot or spec.backtest.bootstrap_samples,
+            groups=preds["fold"].to_numpy())
+    return out

@@ -1,0 +1,65 @@
+"""Checks before and summaries after the dbt feature build (called by the features DAG)."""
+
+from __future__ import annotations
+
+from ml.schema import RAW_TABLES, REQUIRED_TABLES
+from ml.settings import RAW_SCHEMA, get_settings
+from ml.warehouse import connect, qualified, table_exists
+
+MARTS_SCHEMA = "marts"
+MARTS = (
+    "snapshot_calendar",
+    "customer_features",
+    "customer_labels",
+    "churn_training_set",
+    "purchase_propensity_training_set",
+)
+
+
+class RawDataError(ValueError):
+    """The raw tables cannot feed the feature build; the message says what to do."""
+
+
+def check_raw_data() -> dict[str, int]:
+    """Row counts of the raw tables present; fails fast when a required table is missing or empty."""
+    path = get_settings().warehouse_path
+    with connect(path, read_only=True) as con:
+        counts = {
+            table: con.execute(f"SELECT count(*) FROM {qualified(RAW_SCHEMA, table)}").fetchone()[0]
+            for table in RAW_TABLES
+            if table_exists(con, RAW_SCHEMA, table)
+        }
+    for table in REQUIRED_TABLES:
+        if table not in counts:
+            raise RawDataError(
+                f"Required table {RAW_SCHEMA}.{table} is missing in {path}. "
+                "Load data first: `ml generate` (synthetic) or `ml import --orders FILE`."
+            )
+        if counts[table] == 0:
+            raise RawDataError(
+                f"Required table {RAW_SCHEMA}.{table} in {path} has 0 rows. "
+                "Load data first: `ml generate` (synthetic) or `ml import --orders FILE`."
+            )
+    return counts
+
+
+def mart_summary() -> dict:
+    """Row counts per mart and the data window, as shown by `ml run` and logged by the DAG."""
+    with connect(read_only=True) as con:
+        counts = {
+            mart: con.execute(f"SELECT count(*) FROM {qualified(MARTS_SCHEMA, mart)}").fetchone()[0]
+            for mart in MARTS
+            if table_exists(con, MARTS_SCHEMA, mart)
+        }
+        start, end, snapshots, scoring = con.execute(
+            f"SELECT min(data_start), max(data_end), count(*), "
+            f"max(CASE WHEN is_scoring_snapshot THEN as_of_date END) "
+            f"FROM {qualified(MARTS_SCHEMA, 'snapshot_calendar')}"
+        ).fetchone()
+    return {
+        "row_counts": counts,
+        "data_start": str(start),
+        "data_end": str(end),
+        "snapshots": snapshots,
+        "scoring_as_of": str(scoring),
+    }

@@ -1,0 +1,175 @@
+"""Train one model from its spec: back-test, final fit, MLflow run, registered challenger."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from ml import registry
+from ml.backtest import BacktestResult, gains_over, run_backtest, task_metrics
+from ml.learners import build_pipeline
+from ml.settings import REPO_ROOT, get_settings
+from ml.specs import Learner, ModelSpec, get_spec
+from ml.training_data import TrainingDataError, TrainingSet, load_training_set, read_relation
+
+log = logging.getLogger(__name__)
+
+CHAMPION_RECIPE = "champion"
+ORACLE = "oracle"
+
+
+class StageTimer:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 3)
+
+
+def apply_overrides(spec: ModelSpec, learners: list[str] | None = None, folds: int | None = None,
+                    max_training_rows: int | None = None) -> ModelSpec:
+    update: dict = {}
+    if learners:
+        unknown = sorted(set(learners) - set(spec.learners))
+        if unknown:
+            raise TrainingDataError(f"model {spec.name}: unknown learner(s) {unknown}; the spec "
+                                    f"has {sorted(spec.learners)}")
+        keep = set(learners) | {spec.candidate}
+        update["learners"] = {k: v for k, v in spec.learners.items() if k in keep}
+    if folds:
+        update["backtest"] = spec.backtest.model_copy(update={"folds": folds})
+    if max_training_rows:
+        update["max_training_rows"] = max_training_rows
+    return spec.model_copy(update=update) if update else spec
+
+
+def _restricted(data: TrainingSet, features: list[str]) -> TrainingSet | None:
+    numeric = [c for c in data.numeric if c in features]
+    categorical = [c for c in data.categorical if c in features]
+    if len(numeric) + len(categorical) != len(features):
+        return None
+    return TrainingSet(data.frame, numeric, categorical, data.source_rows, data.sampled,
+                       data.fingerprint, data.unavailable)
+
+
+def _add_reference(result: BacktestResult, spec: ModelSpec, name: str, other: BacktestResult):
+    """Merge another back-test's predictions (same folds and rows) under column ``name``."""
+    key = ["fold", spec.columns.id]
+    merged = result.predictions.merge(
+        other.predictions[key + [spec.candidate]].rename(columns={spec.candidate: name}),
+        on=key, how="left", validate="one_to_one")
+    result.predictions = merged
+    rows = other.fold_metrics[other.fold_metrics.learner == spec.candidate].assign(learner=name)
+    result.fold_metrics = pd.concat([result.fold_metrics, rows], ignore_index=True)
+
+
+def _add_oracle(result: BacktestResult, spec: ModelSpec) -> bool:
+    """Join the generator's true probabilities (synthetic data only) as a ceiling."""
+    if spec.oracle is None:
+        return False
+    try:
+        oracle = read_relation(spec.oracle.relation,
+                               [spec.columns.id, "as_of_date", spec.oracle.column])
+    except TrainingDataError:
+        return False
+    oracle = oracle.rename(columns={"as_of_date": "as_of", spec.oracle.column: ORACLE})
+    oracle["as_of"] = pd.to_datetime(oracle["as_of"])
+    preds = result.predictions.merge(oracle, on=[spec.columns.id, "as_of"], how="left")
+    if preds[ORACLE].isna().mean() > 0.01:
+        return False
+    result.predictions = preds
+    rows = []
+    for (fold, as_of), part in preds.groupby(["fold", "as_of"]):
+        if part["y"].nunique() < 2:
+            continue
+        for metric, value in task_metrics(spec.task, part["y"].to_numpy(),
+                                          part[ORACLE].to_numpy()).items():
+            rows.append((fold, as_of, ORACLE, metric, value))
+    result.fold_metrics = pd.concat(
+        [result.fold_metrics, pd.DataFrame(rows, columns=result.fold_metrics.columns)],
+        ignore_index=True)
+    return True
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _manifest_hash() -> str:
+    """Hash of the dbt nodes' own checksums (stable across re-parses of the same code)."""
+    import hashlib
+
+    path = get_settings().dbt_manifest_path
+    if not path.exists():
+        return "unknown"
+    nodes = json.loads(path.read_text()).get("nodes", {})
+    digest = hashlib.sha256()
+    for key in sorted(nodes):
+        digest.update(f"{key}:{nodes[key].get('checksum', {}).get('checksum', '')}".encode())
+    return digest.hexdigest()[:16]
+
+
+def evaluate(spec: ModelSpec, data: TrainingSet, timer: StageTimer) -> tuple[BacktestResult, dict]:
+    """Back-test the spec's learners, the champion's recipe (if any) and the oracle."""
+    with timer.stage("backtest"):
+        result = run_backtest(spec, data, spec.learners)
+    champion = registry.champion_recipe(spec.name)
+    champion_info = None
+    if champion is not None:
+        restricted = _restricted(data, champion["features"])
+        if restricted is not None:
+            with timer.stage("backtest_champion"):
+                recipe = Learner(kind=champion["kind"], params=champion["params"])
+                other = run_backtest(spec.model_copy(update={"learners": {spec.candidate: recipe}}),
+                                     restricted, {spec.candidate: recipe})
+            _add_reference(result, spec, CHAMPION_RECIPE, other)
+        champion_info = {"version": champion["version"], "comparable": restricted is not None}
+    has_oracle = _add_oracle(result, spec)
+    with timer.stage("bootstrap"):
+        gains = gains_over(result, spec, spec.candidate, spec.baselines)
+    return result, {"champion": champion_info, "oracle": has_oracle, "gains": gains}
+
+
+def train_model(name: str, learners: list[str] | None = None, folds: int | None = None,
+                max_training_rows: int | None = None, unavailable: list[str] | None = None) -> dict:
+    """The whole training job for one model. Returns a JSON-able summary (for XCom and the CLI)."""
+    from ml.report import log_training_run
+
+    timer = StageTimer()
+    spec = apply_overrides(get_spec(name), learners, folds, max_training_rows)
+    with timer.stage("load"):
+        data = load_training_set(spec, unavailable=unavailable)
+    result, evidence = evaluate(spec, data, timer)
+    with timer.stage("final_fit"):
+        final = build_pipeline(spec.learners[spec.candidate], spec.task, data.numeric,
+                               data.categorical, spec.horizon_days)
+        final.fit(data.frame[data.features], data.frame[spec.columns.label].to_numpy(dtype=float))
+    lineage = {
+        "data_window": f"{data.frame[spec.columns.as_of].min():%Y-%m-%d}.."
+                       f"{data.frame[spec.columns.as_of].max():%Y-%m-%d}",
+        "data_fingerprint": data.fingerprint,
+        "git_sha": _git_sha(),
+        "dbt_manifest_hash": _manifest_hash(),
+        "spec_hash": spec.spec_hash,
+    }
+    with timer.stage("log_and_register"), tempfile.TemporaryDirectory() as tmp:
+        logged = log_training_run(spec, data, result, evidence, final, lineage, Path(tmp))
+    return {**logged, "model": spec.name, "stage_seconds": timer.seconds,
+            "rows": {"source": data.source_rows, "used": len(data.frame), "sampled": data.sampled}}
+

@@ -1,0 +1,138 @@
+"""Loading and checking a model's training set, and the feature frame every learner takes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml.specs import ModelSpec
+from ml.warehouse import connect, table_exists
+
+
+class TrainingDataError(ValueError):
+    """The training set cannot train this model; nothing was registered."""
+
+
+@dataclass
+class TrainingSet:
+    frame: pd.DataFrame  # keys, label, label_matured_on and the model frame's feature columns
+    numeric: list[str]
+    categorical: list[str]
+    source_rows: int  # rows in the relation before any sampling
+    sampled: bool
+    fingerprint: str
+    unavailable: list[str]  # features dropped because their source data is absent
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical
+
+
+def _split_relation(relation: str) -> tuple[str, str]:
+    schema, _, table = relation.partition(".")
+    return schema, table
+
+
+def read_relation(relation: str, columns: list[str] | None = None,
+                  where: str | None = None, params: list | None = None) -> pd.DataFrame:
+    schema, table = _split_relation(relation)
+    with connect(read_only=True) as con:
+        if not table_exists(con, schema, table):
+            raise TrainingDataError(f"relation {relation} does not exist in the warehouse; "
+                                    "run the features DAG first (`ml run`)")
+        cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        sql = f'SELECT {cols} FROM "{schema}"."{table}"' + (f" WHERE {where}" if where else "")
+        return con.execute(sql, params or []).arrow().read_all().to_pandas()
+
+
+def model_frame(df: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """Features exactly as the pipelines (and the logged signature) expect them."""
+    out = {c: pd.to_numeric(df[c], errors="coerce").astype("float64") for c in numeric}
+    for c in categorical:
+        out[c] = df[c].astype("object").where(df[c].notna(), None)
+    return pd.DataFrame(out, index=df.index)[numeric + categorical]
+
+
+def feature_columns(spec: ModelSpec, columns: pd.Index, dtypes: pd.Series) -> tuple[list[str], list[str]]:
+    cols = spec.columns
+    reserved = {cols.id, cols.as_of, cols.label, cols.label_matured_on}
+    missing = [c for c in (spec.features.include or []) + spec.features.exclude
+               if c not in columns]
+    if spec.features.include is not None and missing:
+        raise TrainingDataError(
+            f"model {spec.name}: spec {spec.source_path} names column(s) {missing} that "
+            f"relation {spec.training_set} does not have; fix features.include/exclude")
+    chosen = spec.features.include or [c for c in columns
+                                       if c not in reserved and c not in spec.features.exclude]
+    numeric = [c for c in chosen if pd.api.types.is_numeric_dtype(dtypes[c])
+               or pd.api.types.is_bool_dtype(dtypes[c])]
+    categorical = [c for c in chosen if c not in numeric]
+    return numeric, categorical
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+def stratified_sample(df: pd.DataFrame, strata: list[str], cap: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``cap`` rows, each stratum keeping its share (so label rates and snapshot
+    mix are preserved)."""
+    if len(df) <= cap:
+        return df
+    fraction = cap / len(df)
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(df), dtype=bool)
+    for idx in df.groupby(strata, sort=False, observed=True).indices.values():
+        n = max(1, int(round(len(idx) * fraction)))
+        keep[rng.choice(idx, size=min(n, len(idx)), replace=False)] = True
+    return df[keep]
+
+
+def load_training_set(spec: ModelSpec, unavailable: list[str] | None = None) -> TrainingSet:
+    """Read, check and prepare ``spec.training_set``. Raises TrainingDataError naming the
+    model, relation and column for every problem that would make training meaningless."""
+    df = read_relation(spec.training_set)
+    where = f"model {spec.name}, relation {spec.training_set}"
+    cols = spec.columns
+    for role, column in (("id", cols.id), ("as_of", cols.as_of), ("label", cols.label),
+                         ("label_matured_on", cols.label_matured_on)):
+        if column not in df.columns:
+            raise TrainingDataError(f"{where}: {role} column '{column}' is missing; the relation "
+                                    f"has {list(df.columns)}")
+    if df.empty:
+        raise TrainingDataError(f"{where}: the population is empty (0 rows with a matured "
+                                f"label); load more history or shorten horizon_days")
+    if df[cols.label].isna().any():
+        raise TrainingDataError(f"{where}: column '{cols.label}' has "
+                                f"{int(df[cols.label].isna().sum())} null labels")
+    if spec.task == "binary":
+        classes = sorted(df[cols.label].unique().tolist())
+        if len(classes) < 2:
+            raise TrainingDataError(
+                f"{where}: column '{cols.label}' has one class only ({classes[0]!r} in all "
+                f"{len(df)} rows); a classifier needs both")
+    unavailable = [c for c in (unavailable or []) if c in df.columns]
+    numeric, categorical = feature_columns(spec, df.columns.drop(unavailable), df.dtypes)
+    all_null = [c for c in numeric + categorical if df[c].isna().all()]
+    if all_null:
+        raise TrainingDataError(
+            f"{where}: feature column(s) {all_null} are null in all {len(df)} rows; fix the "
+            f"dbt model or exclude them in {spec.source_path}")
+    source_rows = len(df)
+    sampled = source_rows > spec.max_training_rows
+    if sampled:
+        df = stratified_sample(df, [cols.as_of, cols.label] if spec.task == "binary"
+                               else [cols.as_of], spec.max_training_rows)
+    df = df.sort_values([cols.as_of, cols.id], kind="stable").reset_index(drop=True)
+    frame = pd.concat(
+        [df[[cols.id, cols.as_of, cols.label, cols.label_matured_on]],
+         model_frame(df, numeric, categorical)], axis=1)
+    frame[cols.as_of] = pd.to_datetime(frame[cols.as_of])
+    frame[cols.label_matured_on] = pd.to_datetime(frame[cols.label_matured_on])
+    return TrainingSet(frame=frame, numeric=numeric, categorical=categorical,
+                       source_rows=source_rows, sampled=sampled,
+                       fingerprint=fingerprint(frame), unavailable=unavailable)
