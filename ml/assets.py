@@ -6,3 +6,6 @@ FEATURES_ASSET = "cmp://warehouse/marts/customer_features"
 def champion_asset(model_name: str) -> str:
     """Updated when ``model_name`` gets a new champion; scoring is scheduled on it."""
     return f"cmp://mlflow/models/{model_name}/champion"
+
+SCORES_ASSET = "cmp://warehouse/ml/scores"
+TARGETS_ASSET = "cmp://warehouse/ml/campaign_targets"

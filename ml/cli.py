@@ -129,10 +129,214 @@ def _print_run_summary(summary: dict) -> None:
     for name, count in features["row_counts"].items():
         rows.add_row(name, f"{count:,}")
     console.print(rows)
+    for name, info in summary.get("models", {}).items():
+        _print_model(name, info)
+    if summary.get("campaign"):
+        _print_campaign(summary["campaign"])
     stages = Table("stage", "seconds", title="Time per stage")
     for stage, seconds in summary["stage_seconds"].items():
         stages.add_row(stage, f"{seconds:.1f}")
     console.print(stages)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Registry state per model (champion, challenger, back-test, last decision) and table sizes."""
+    from ml.status import platform_status
+
+    state = platform_status()
+    if as_json:
+        print(json.dumps(state, default=str, indent=2, sort_keys=True))
+        return
+    table = Table("model", "champion", "challenger", "primary metric (champion)", "last decision")
+    for name, info in state["models"].items():
+        champion, challenger = info["champion"] or {}, info["challenger"] or {}
+        metric = _primary_metric_text(name, champion)
+        last = info["last_decision"]
+        table.add_row(name, champion.get("version", "-"), challenger.get("version", "-"), metric,
+                      f"{last['decision']} v{last['to_version']}: {last['reason']}" if last else "-")
+    console.print(table)
+    rows = Table("table", "rows", title="Warehouse")
+    for name, count in state["tables"].items():
+        rows.add_row(name, f"{count:,}")
+    console.print(rows)
+
+
+def _print_model(name: str, info: dict) -> None:
+    from ml.specs import get_spec
+
+    spec = get_spec(name)
+    challenger, champion = info.get("challenger") or {}, info.get("champion") or {}
+    backtest = challenger.get("backtest", {})
+    metrics = [spec.primary_metric, *[m for m in ("pr_auc", "log_loss", "ece", "lift_top_decile",
+                                                  "rmse", "normalized_gini") if m != spec.primary_metric]]
+    metrics = [m for m in metrics if any(m in v for v in backtest.values())]
+    table = Table("learner", *metrics, title=f"{name}: back-test of v{challenger.get('version', '?')}")
+    for learner, values in backtest.items():
+        table.add_row(learner, *[f"{values[m]['mean']:.4f}±{values[m]['std']:.3f}" if m in values
+                                 else "-" for m in metrics])
+    console.print(table)
+    for baseline, gain in challenger.get("gains", {}).items():
+        console.print(f"  gain vs {baseline}: {gain['gain']:+.4f} "
+                      f"(95% CI {gain['low']:+.4f}..{gain['high']:+.4f})")
+    gap = challenger.get("gap_closed")
+    if gap:
+        console.print(f"  oracle {gap['oracle_value']:.4f}; share of the gap from the best "
+                      f"baseline ({gap['best_baseline']}) closed: {gap['share_closed']:.0%}")
+    console.print(f"  gate: [bold]{challenger.get('gate_verdict')}[/] - {challenger.get('gate_reason')}")
+    console.print(f"  champion v{champion.get('version', '-')}, challenger v{challenger.get('version', '-')}")
+
+
+def _primary_metric_text(model: str, info: dict) -> str:
+    from ml.specs import get_spec
+
+    spec = get_spec(model)
+    values = info.get("backtest", {}).get(spec.candidate, {}).get(spec.primary_metric)
+    return f"{spec.primary_metric} {values['mean']:.4f}" if values else "-"
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Argument(help="Model name (a spec in ml/model_specs).")],
+    version: Annotated[str, typer.Argument(help="Registered version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why: recorded in the ledger.")] = "manual promotion",
+) -> None:
+    """Make VERSION the champion of MODEL (bypasses the gate; recorded in the ledger)."""
+    from ml.promotion import PromotionError, current_actor
+    from ml.promotion import promote as do_promote
+
+    try:
+        moved = do_promote(model, version, actor=current_actor(), mode="manual", reason=reason)
+    except (PromotionError, Exception) as exc:  # noqa: BLE001 - MLflow raises its own types
+        _fail(str(exc))
+    console.print(f"{model}: champion v{moved['from_version']} -> v{moved['to_version']}")
+
+
+@app.command()
+def rollback(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str, typer.Option(help="Why: recorded in the ledger.")] = "rollback requested",
+) -> None:
+    """Restore the champion that MODEL's current champion replaced (from the ledger)."""
+    from ml.promotion import PromotionError, current_actor
+    from ml.promotion import rollback as do_rollback
+
+    try:
+        moved = do_rollback(model, actor=current_actor(), reason=reason)
+    except PromotionError as exc:
+        _fail(str(exc))
+    console.print(f"{model}: champion v{moved['from_version']} -> v{moved['to_version']} (rolled back)")
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Option(help="Model to score; 'all' = every model with a champion.")] = "all",
+    as_of: Annotated[str | None, typer.Option(help="Snapshot date (default: the scoring snapshot).")] = None,
+    shards: Annotated[int, typer.Option(min=1, max=64, help="Customer shards.")] = 1,
+) -> None:
+    """Score customers with each model's champion into ml.scores (idempotent per as-of)."""
+    from ml.scoring import ScoringError, plan_scoring, publish_all
+    from ml.scoring import score_shard as run_shard
+
+    try:
+        jobs = plan_scoring(model, as_of, shards)
+        results = [{**job, **run_shard(job["model"], job["as_of"], job["shard"], job["shards"])}
+                   for job in jobs]
+        published = publish_all(results)
+    except ScoringError as exc:
+        _fail(str(exc))
+    for item in published:
+        psi = "n/a" if item["psi"] is None else f"{item['psi']:.3f}"
+        console.print(f"{item['model']} v{item['version']}: {item['rows']:,} scores as of "
+                      f"{item['as_of']} (PSI vs back-test {psi})")
+
+
+@app.command()
+def allocate(
+    budget: Annotated[str, typer.Option(help="Total contact budget (> 0).")],
+    control_share: Annotated[float, typer.Option(min=0, max=0.5, help="Held-out control share.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the control-group draw.")] = 42,
+    margin_rate: Annotated[float, typer.Option(help="Margin share of revenue (customer value).")] = 0.3,
+    capacity: Annotated[list[str] | None, typer.Option(
+        help="Per-channel cap as CHANNEL=N (repeatable), e.g. --capacity direct_mail=500.")] = None,
+) -> None:
+    """Plan the retention campaign from the latest churn scores under BUDGET."""
+    from ml.campaign import CampaignError, plan
+
+    try:
+        capacities = {k: int(v) for k, v in (item.split("=", 1) for item in capacity or [])}
+    except ValueError:
+        _fail(f"--capacity takes CHANNEL=N, got {capacity}")
+    try:
+        summary = plan(budget, control_share=control_share, seed=seed, margin_rate=margin_rate,
+                       capacities=capacities)
+    except CampaignError as exc:
+        _fail(str(exc))
+    _print_campaign(summary)
+
+
+def _print_campaign(summary: dict) -> None:
+    table = Table("rank", "customer", "channel", "churn p", "value", "exp. incremental", "cost",
+                  "group", title=f"Retention campaign as of {summary['as_of_date']} (top 10)")
+    for row in summary["top"]:
+        table.add_row(str(row["rank"]), row["customer_id"], row["channel"],
+                      f"{row['churn_probability']:.2f}", f"{row['customer_value']:.0f}",
+                      f"{row['expected_incremental_value']:.2f}", f"{row['cost']:.2f}", row["group"])
+    console.print(table)
+    console.print(
+        f"budget {summary['budget']:,.0f}  spend {summary['spend']:,.2f}  expected return "
+        f"{summary['expected_return']:,.2f}  expected incremental value "
+        f"{summary['expected_incremental_value']:,.2f}  ROI {summary['roi']:.2f}  "
+        f"treated {summary['n_treated']:,}  control {summary['n_control']:,}  "
+        f"({summary['method']}, gap to LP bound {summary['gap']:.2%})")
+
+
+export_app = typer.Typer(help="Export scores or the target list for a CRM or ads tool.",
+                         no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+def _write_export(frame, out: str) -> None:
+    from pathlib import Path
+
+    path = Path(out)
+    if frame.empty:
+        _fail("nothing to export (run `ml run` first)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        _fail(f"--out must end in .csv or .parquet, got {path.name}")
+    console.print(f"wrote {len(frame):,} rows to {path}")
+
+
+@export_app.command("scores")
+def export_scores(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    out: Annotated[str, typer.Option(help="Output file (.csv or .parquet).")],
+    as_of: Annotated[str | None, typer.Option(help="Snapshot date (default: the latest).")] = None,
+) -> None:
+    """Scores of MODEL (latest as-of by default)."""
+    from ml.scoring import read_scores
+
+    frame = read_scores(model, date.fromisoformat(as_of) if as_of else None)
+    if not frame.empty and as_of is None:
+        frame = frame[frame["as_of_date"] == frame["as_of_date"].max()]
+    _write_export(frame.sort_values(["segment", "decile", "customer_id"], na_position="first")
+                  if not frame.empty else frame, out)
+
+
+@export_app.command("targets")
+def export_targets(
+    out: Annotated[str, typer.Option(help="Output file (.csv or .parquet).")],
+    as_of: Annotated[str | None, typer.Option(help="Campaign as-of date (default: the latest).")] = None,
+) -> None:
+    """The retention campaign's target list (treatment and control)."""
+    from ml.campaign import read_targets
+
+    _write_export(read_targets(date.fromisoformat(as_of) if as_of else None), out)
 
 
 def main() -> None:  # pragma: no cover - console script entry point

@@ -1,0 +1,227 @@
+"""The retention campaign: churn scores + customer value + channel economics -> a target
+list under a budget, with a random control group, logged to MLflow.
+
+Customer value is the trailing 12-month margin: revenue in the 365 days before the
+as-of date times ``margin_rate`` (the share of revenue that is margin).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ml import registry
+from ml.allocation import Channel, frontier, plan_campaign, validate_channels
+from ml.settings import ML_SCHEMA
+from ml.warehouse import connect, qualified, table_exists
+
+log = logging.getLogger(__name__)
+
+CHANNELS_RELATION = ("seeds", "retention_channels")
+TARGETS_TABLE = "campaign_targets"
+SUMMARY_TABLE = "campaign_summary"
+EXPERIMENT = "retention_campaign"
+CHURN_MODEL = "churn"
+
+
+class CampaignError(ValueError):
+    """The campaign cannot be planned; previous targets are untouched."""
+
+
+def _finite_positive(name: str, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CampaignError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise CampaignError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def load_channels(capacities: dict[str, int] | None = None) -> list[Channel]:
+    """Channel economics from the dbt seed ``retention_channels`` (edit the CSV, re-run)."""
+    schema, table = CHANNELS_RELATION
+    with connect(read_only=True) as con:
+        if not table_exists(con, schema, table):
+            raise CampaignError(f"{schema}.{table} is missing: run the features DAG (dbt seeds "
+                                "it from dbt_project/seeds/retention_channels.csv)")
+        rows = con.execute(f"SELECT * FROM {qualified(schema, table)}").df()
+    for column in ("channel", "cost_per_contact", "save_rate"):
+        if column not in rows:
+            raise CampaignError(f"{schema}.{table} has no column {column!r}; expected channel, "
+                                "cost_per_contact, save_rate[, capacity]")
+    bad = rows[rows["channel"].isna() | (rows["channel"].astype(str).str.strip() == "")]
+    if len(bad):
+        raise CampaignError(f"{schema}.{table}: {len(bad)} row(s) with a missing channel name; "
+                            "fix dbt_project/seeds/retention_channels.csv")
+    capacities = capacities or {}
+    unknown = sorted(set(capacities) - set(rows["channel"]))
+    if unknown:
+        raise CampaignError(f"capacity given for unknown channel(s) {unknown}; channels are "
+                            f"{sorted(rows['channel'])}")
+    channels = []
+    for row in rows.itertuples():
+        seed_capacity = getattr(row, "capacity", None)
+        capacity = capacities.get(row.channel, None if pd.isna(seed_capacity) else seed_capacity)
+        channels.append(Channel(name=str(row.channel), cost=float(row.cost_per_contact),
+                                save_rate=float(row.save_rate),
+                                capacity=None if capacity is None else int(capacity)))
+    try:
+        validate_channels(channels)
+    except ValueError as exc:
+        raise CampaignError(f"{schema}.{table}: {exc} (fix dbt_project/seeds/"
+                            "retention_channels.csv)") from None
+    return channels
+
+
+def load_candidates(as_of: date | None, margin_rate: float) -> tuple[pd.DataFrame, date, str]:
+    """Churn scores of the (latest) scoring as-of joined to each customer's trailing value."""
+    with connect(read_only=True) as con:
+        if not table_exists(con, ML_SCHEMA, "scores"):
+            raise CampaignError("no churn scores yet: run the score DAG (or `ml run`) first")
+        if as_of is None:
+            as_of = con.execute(f"SELECT max(as_of_date) FROM {qualified(ML_SCHEMA, 'scores')} "
+                                "WHERE model_name = ?", [CHURN_MODEL]).fetchone()[0]
+        frame = con.execute(
+            f"SELECT s.customer_id, s.score AS churn_probability, s.decile, s.model_version, "
+            f"coalesce(f.revenue_365d, 0) * ? AS customer_value "
+            f"FROM {qualified(ML_SCHEMA, 'scores')} s JOIN marts.customer_features f "
+            "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date "
+            "WHERE s.model_name = ? AND s.as_of_date = ?",
+            [margin_rate, CHURN_MODEL, as_of]).df()
+    if frame.empty:
+        raise CampaignError(f"no churn scores for as_of_date {as_of}: the population is empty "
+                            "or scoring has not run for that date")
+    versions = sorted(frame["model_version"].unique())
+    return frame.sort_values("customer_id", kind="stable").reset_index(drop=True), as_of, versions[-1]
+
+
+def plan(budget, control_share: float = 0.1, seed: int = 0, as_of: date | None = None,
+         margin_rate: float = 0.3, capacities: dict[str, int] | None = None,
+         exact_max_customers: int = 20_000) -> dict:
+    """Plan the campaign and write ml.campaign_targets / ml.campaign_summary atomically."""
+    budget = _finite_positive("budget", budget)
+    margin_rate = _finite_positive("margin_rate", margin_rate)
+    if not 0 <= control_share <= 0.5:
+        raise CampaignError(f"control_share must be between 0 and 0.5, got {control_share}")
+    channels = load_channels(capacities)
+    candidates, as_of, model_version = load_candidates(as_of, margin_rate)
+    p = candidates["churn_probability"].to_numpy()
+    v = candidates["customer_value"].to_numpy()
+    allocation, is_control, summary = plan_campaign(
+        p, v, candidates["decile"].to_numpy(), channels, budget, control_share, seed,
+        exact_max_customers=exact_max_customers)
+    chosen = allocation.channel_index >= 0
+    costs = np.array([c.cost for c in channels])
+    rates = np.array([c.save_rate for c in channels])
+    idx = allocation.channel_index[chosen]
+    incremental = p[chosen] * rates[idx] * v[chosen] - costs[idx]
+    targets = pd.DataFrame({
+        "as_of_date": as_of,
+        "customer_id": candidates["customer_id"].to_numpy()[chosen],
+        "channel": np.array([c.name for c in channels])[idx],
+        "churn_probability": p[chosen],
+        "customer_value": v[chosen],
+        "expected_incremental_value": incremental,
+        "cost": costs[idx],
+        "group": np.where(is_control[chosen], "control", "treatment"),
+    })
+    targets = targets.sort_values("expected_incremental_value", ascending=False, kind="stable")
+    targets.insert(3, "rank", np.arange(1, len(targets) + 1))
+    planned_at = datetime.now(UTC).replace(tzinfo=None)
+    targets["churn_model_version"] = model_version
+    targets["planned_at"] = planned_at
+    summary_row = {"as_of_date": as_of, "budget": budget, "planned_at": planned_at,
+                   "control_share": control_share, "seed": seed, "churn_model_version": model_version,
+                   **{k: summary[k] for k in ("spend", "expected_incremental_value",
+                                              "expected_return", "roi", "n_treated", "n_control",
+                                              "method", "gap")}}
+    _write(targets, summary_row, as_of)
+    run_id = _log_to_mlflow(p, v, channels, budget, summary_row, targets)
+    return {**summary_row, "mlflow_run_id": run_id, "as_of_date": str(as_of),
+            "planned_at": str(planned_at), "channels": [c.name for c in channels],
+            "top": targets.head(10).assign(as_of_date=str(as_of), planned_at=str(planned_at))
+                         .to_dict(orient="records")}
+
+
+def _write(targets: pd.DataFrame, summary: dict, as_of: date) -> None:
+    """Replace this as-of's target list and summary in one transaction."""
+    target_table = qualified(ML_SCHEMA, TARGETS_TABLE)
+    summary_table = qualified(ML_SCHEMA, SUMMARY_TABLE)
+    with connect() as con:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{ML_SCHEMA}"')
+        con.register("_targets", pa.Table.from_pandas(targets, preserve_index=False))
+        con.register("_summary", pa.Table.from_pylist([summary]))
+        con.execute(f"CREATE TABLE IF NOT EXISTS {target_table} AS SELECT * FROM _targets LIMIT 0")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {summary_table} AS SELECT * FROM _summary LIMIT 0")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {target_table} WHERE as_of_date = ?", [as_of])
+            con.execute(f"INSERT INTO {target_table} BY NAME SELECT * FROM _targets")
+            con.execute(f"DELETE FROM {summary_table} WHERE as_of_date = ?", [as_of])
+            con.execute(f"INSERT INTO {summary_table} BY NAME SELECT * FROM _summary")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _log_to_mlflow(p, v, channels, budget, summary: dict, targets: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mlflow = registry.configure()
+    budgets = np.unique(np.linspace(budget * 0.1, budget * 3, 15))
+    curve = frontier(p, v, channels, budgets)
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
+            experiment_id=registry.experiment_id(EXPERIMENT),
+            run_name=f"campaign-{summary['as_of_date']}") as run:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(curve["budget"], curve["expected_return"], marker="o", label="expected return")
+        ax.plot(curve["budget"], curve["budget"], "k:", lw=0.8, label="break-even")
+        ax.axvline(budget, color="grey", ls="--", label="chosen budget")
+        ax.set(xlabel="budget", ylabel="expected retained value", title="Budget frontier")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(Path(tmp) / "frontier.png", dpi=90)
+        plt.close(fig)
+        curve.to_csv(Path(tmp) / "frontier.csv", index=False)
+        targets.head(1000).to_csv(Path(tmp) / "targets_top1000.csv", index=False)
+        mlflow.log_params({k: summary[k] for k in ("budget", "control_share", "seed", "method",
+                                                   "churn_model_version")})
+        mlflow.log_metrics({k: float(summary[k]) for k in ("spend", "expected_incremental_value",
+                                                           "expected_return", "roi", "n_treated",
+                                                           "n_control", "gap")
+                            if summary[k] is not None and np.isfinite(float(summary[k]))})
+        for name in ("frontier.png", "frontier.csv", "targets_top1000.csv"):
+            mlflow.log_artifact(str(Path(tmp) / name))
+        return run.info.run_id
+
+
+def read_targets(as_of: date | None = None) -> pd.DataFrame:
+    with connect(read_only=True) as con:
+        if not table_exists(con, ML_SCHEMA, TARGETS_TABLE):
+            return pd.DataFrame()
+        if as_of is None:
+            return con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, TARGETS_TABLE)} WHERE "
+                               f"as_of_date = (SELECT max(as_of_date) FROM "
+                               f"{qualified(ML_SCHEMA, TARGETS_TABLE)}) ORDER BY rank").df()
+        return con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, TARGETS_TABLE)} WHERE "
+                           "as_of_date = ? ORDER BY rank", [as_of]).df()
+
+
+def summary_of_latest() -> dict:
+    with connect(read_only=True) as con:
+        row = con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, SUMMARY_TABLE)} "
+                          "ORDER BY as_of_date DESC, planned_at DESC LIMIT 1").df()
+    return {k: (str(v) if isinstance(v, (pd.Timestamp, date)) else v)
+            for k, v in row.iloc[0].to_dict().items()}

@@ -1,0 +1,261 @@
+"""Batch scoring with the champion.
+
+Shards read the scoring population in Arrow record batches (bounded memory), predict
+with the champion's whole pipeline and write Parquet files; ``publish`` then replaces the
+(model, as_of) slice of ``ml.scores`` in one transaction, computing deciles over the
+whole population. A run killed before publish leaves the previous scores untouched; a
+re-run replaces the slice, never duplicates it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml import registry
+from ml.settings import ML_SCHEMA, get_settings
+from ml.specs import ModelSpec, get_spec
+from ml.training_data import model_frame
+from ml.warehouse import connect, qualified, table_exists
+
+log = logging.getLogger(__name__)
+
+SCORES_TABLE = "scores"
+PSI_WARNING = 0.2
+BATCH_ROWS = 100_000
+SCORES_DDL = (
+    "customer_id VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_name VARCHAR NOT NULL, "
+    "model_version VARCHAR NOT NULL, segment VARCHAR, score DOUBLE NOT NULL, "
+    "decile INTEGER NOT NULL, scored_at TIMESTAMP NOT NULL"
+)
+
+
+class ScoringError(RuntimeError):
+    """Scoring cannot run; previous scores are untouched."""
+
+
+def champion_of(model: str):
+    champion = registry.version_by_alias(model, registry.CHAMPION)
+    if champion is None:
+        raise ScoringError(f"model {model} has no champion yet: run the train_{model} DAG "
+                           f"(or `ml run`), or promote a version with `ml promote {model} VERSION`")
+    return champion
+
+
+def scoring_as_of(spec: ModelSpec, as_of: str | date | None) -> date:
+    """The requested as-of date, or the scoring snapshot (the day after the data's last day)."""
+    schema, table = spec.scoring.relation.split(".")
+    with connect(read_only=True) as con:
+        if as_of is None:
+            row = con.execute("SELECT max(as_of_date) FROM marts.snapshot_calendar "
+                              "WHERE is_scoring_snapshot").fetchone()
+            if row[0] is None:
+                raise ScoringError("marts.snapshot_calendar has no scoring snapshot: run features")
+            return row[0]
+        wanted = date.fromisoformat(str(as_of))
+        found = con.execute(f'SELECT count(*) FROM "{schema}"."{table}" WHERE as_of_date = ?',
+                            [wanted]).fetchone()[0]
+        if not found:
+            raise ScoringError(f"{spec.scoring.relation} has no rows for as_of_date {wanted}; "
+                               "pick a snapshot date from marts.snapshot_calendar")
+        return wanted
+
+
+def _input_columns(model_uri: str) -> tuple[list[str], list[str]]:
+    """Numeric and categorical inputs from the logged signature (what the model was trained on)."""
+    import mlflow
+
+    inputs = mlflow.models.get_model_info(model_uri).signature.inputs.inputs
+    numeric = [c.name for c in inputs if c.type.name == "double"]
+    return numeric, [c.name for c in inputs if c.name not in numeric]
+
+
+def _population_sql(spec: ModelSpec, columns: list[str], shard: int, shards: int) -> str:
+    schema, table = spec.scoring.relation.split(".")
+    cols = ", ".join(f'"{c}"' for c in dict.fromkeys([spec.columns.id, *columns]))
+    where = "as_of_date = ?"
+    if spec.scoring.population_column:
+        where += f' AND "{spec.scoring.population_column}"'
+    where += f" AND hash({spec.columns.id}) % {shards} = {shard}"
+    return f'SELECT {cols} FROM "{schema}"."{table}" WHERE {where}'
+
+
+def staging_dir(model: str, as_of: date) -> Path:
+    return get_settings().local_dir / "scoring" / model / as_of.isoformat()
+
+
+def score_shard(model: str, as_of: str, shard: int, shards: int) -> dict:
+    """Score one shard of the population into a Parquet file; touches no warehouse table."""
+    import mlflow
+
+    spec = get_spec(model)
+    as_of_date = date.fromisoformat(str(as_of))
+    champion = champion_of(model)
+    registry.configure()
+    uri = f"models:/{model}/{champion.version}"  # pinned: the alias may move mid-run
+    pipeline = mlflow.sklearn.load_model(uri)
+    numeric, categorical = _input_columns(uri)
+    out_dir = staging_dir(model, as_of_date)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"shard-{shard:04d}-of-{shards:04d}.parquet"
+    rows = 0
+    with connect(read_only=True) as con:
+        available = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
+            "table_name = ?", spec.scoring.relation.split(".")).fetchall()}
+        missing = [c for c in numeric + categorical if c not in available]
+        if missing:
+            raise ScoringError(
+                f"champion {model} v{champion.version} expects column(s) {missing} that "
+                f"{spec.scoring.relation} does not have (features changed since it was trained); "
+                f"retrain with the train_{model} DAG before scoring")
+        reader = con.execute(_population_sql(spec, numeric + categorical, shard, shards),
+                             [as_of_date]).fetch_record_batch(BATCH_ROWS)
+        writer = None
+        try:
+            for batch in reader:
+                frame = batch.to_pandas()
+                X = model_frame(frame, numeric, categorical)
+                score = (pipeline.predict_proba(X)[:, 1] if spec.task == "binary"
+                         else pipeline.predict(X))
+                table = pa.table({"customer_id": frame[spec.columns.id].astype(str),
+                                  "score": np.asarray(score, dtype="float64")})
+                writer = writer or pq.ParquetWriter(target.with_suffix(".tmp"), table.schema)
+                writer.write_table(table)
+                rows += len(frame)
+        finally:
+            if writer is not None:
+                writer.close()
+    if writer is not None:
+        target.with_suffix(".tmp").rename(target)  # a shard file exists only when complete
+    return {"shard": shard, "rows": rows, "version": str(champion.version)}
+
+
+def publish(model: str, as_of: str, shards: list[dict]) -> dict:
+    """Replace the (model, as_of) slice of ml.scores with the shard files, atomically."""
+    spec = get_spec(model)
+    as_of_date = date.fromisoformat(str(as_of))
+    versions = {s["version"] for s in shards}
+    if len(versions) != 1:
+        raise ScoringError(f"{model}: shards were scored by different versions {sorted(versions)} "
+                           "(the champion moved mid-run); run scoring again")
+    version = versions.pop()
+    champion = registry.client().get_model_version(model, version)
+    files = sorted(staging_dir(model, as_of_date).glob(f"shard-*-of-{len(shards):04d}.parquet"))
+    if not files:
+        raise ScoringError(f"{model}: the population at {as_of_date} is empty (no rows in "
+                           f"{spec.scoring.relation} with {spec.scoring.population_column}); "
+                           "previous scores are unchanged")
+    scored_at = datetime.now(UTC).replace(tzinfo=None)
+    scores = qualified(ML_SCHEMA, SCORES_TABLE)
+    with connect() as con:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{ML_SCHEMA}"')
+        con.execute(f"CREATE TABLE IF NOT EXISTS {scores} ({SCORES_DDL})")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {scores} WHERE model_name = ? AND as_of_date = ?",
+                        [model, as_of_date])
+            con.execute(
+                f"INSERT INTO {scores} SELECT customer_id, ?::DATE, ?, ?, NULL, score, "
+                "ntile(10) OVER (ORDER BY score DESC, customer_id) AS decile, ? "
+                "FROM read_parquet(?)",
+                [as_of_date, model, version, scored_at, [str(f) for f in files]])
+            rows = con.execute(f"SELECT count(*) FROM {scores} WHERE model_name = ? AND "
+                               "as_of_date = ?", [model, as_of_date]).fetchone()[0]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    shutil.rmtree(staging_dir(model, as_of_date), ignore_errors=True)
+    psi = score_drift(model, champion, as_of_date)
+    return {"model": model, "version": version, "as_of": str(as_of_date),
+            "rows": rows, "psi": psi}
+
+
+def score_drift(model: str, champion, as_of: date) -> float | None:
+    """PSI of today's scores against the champion's back-test predictions; warn above 0.2."""
+    from ml.metrics import population_stability_index
+
+    spec = get_spec(model)
+    try:
+        import mlflow
+
+        path = mlflow.artifacts.download_artifacts(
+            f"runs:/{champion.run_id}/backtest_predictions.parquet")
+    except Exception:  # noqa: BLE001 - no back-test artifact, no drift check
+        return None
+    expected = pd.read_parquet(path, columns=[spec.candidate])[spec.candidate].to_numpy()
+    with connect(read_only=True) as con:
+        actual = con.execute(f"SELECT score FROM {qualified(ML_SCHEMA, SCORES_TABLE)} WHERE "
+                             "model_name = ? AND as_of_date = ?", [model, as_of]).df()["score"]
+    psi = float(population_stability_index(expected, actual.to_numpy()))
+    if psi > PSI_WARNING:
+        log.warning("%s v%s: score distribution shifted (PSI %.3f > %.2f) against its back-test",
+                    model, champion.version, psi, PSI_WARNING)
+    return psi
+
+
+def score_model(model: str, as_of: str | None = None, shards: int = 1) -> dict:
+    """All shards then publish, in one process (the CLI path; the DAG maps the shards)."""
+    spec = get_spec(model)
+    champion_of(model)
+    as_of_date = scoring_as_of(spec, as_of)
+    prepare_staging(model, as_of_date)
+    results = [score_shard(model, as_of_date.isoformat(), shard, shards) for shard in range(shards)]
+    return publish(model, as_of_date.isoformat(), results)
+
+
+def prepare_staging(model: str, as_of: date) -> None:
+    """Clear shard files left by an earlier, interrupted run."""
+    shutil.rmtree(staging_dir(model, as_of), ignore_errors=True)
+
+
+def read_scores(model: str, as_of: date | None = None) -> pd.DataFrame:
+    with connect(read_only=True) as con:
+        if not table_exists(con, ML_SCHEMA, SCORES_TABLE):
+            return pd.DataFrame()
+        where, params = "model_name = ?", [model]
+        if as_of:
+            where, params = where + " AND as_of_date = ?", params + [as_of]
+        return con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, SCORES_TABLE)} WHERE {where}",
+                           params).df()
+
+
+def plan_scoring(model: str, as_of: str | None, shards: int,
+                 triggered_by: list[str] | None = None) -> list[dict]:
+    """Shard jobs for the models to score: those whose champion Asset triggered the run,
+    else the Param (``all`` = every model with a champion)."""
+    from ml.assets import champion_asset
+    from ml.specs import load_specs
+
+    specs = load_specs()
+    if triggered_by:
+        names = [n for n in specs if champion_asset(n) in triggered_by]
+    elif model == "all":
+        names = [n for n in specs if registry.version_by_alias(n, registry.CHAMPION)]
+    else:
+        names = [model]
+    if not names:
+        raise ScoringError("no model has a champion yet: run a training DAG first")
+    jobs = []
+    for name in names:
+        champion_of(name)
+        as_of_date = scoring_as_of(specs[name], as_of)
+        prepare_staging(name, as_of_date)
+        jobs += [{"model": name, "as_of": as_of_date.isoformat(), "shard": k, "shards": shards}
+                 for k in range(shards)]
+    return jobs
+
+
+def publish_all(results: list[dict]) -> list[dict]:
+    by_model: dict[tuple[str, str], list[dict]] = {}
+    for result in results:
+        by_model.setdefault((result["model"], result["as_of"]), []).append(result)
+    return [publish(model, as_of, shards) for (model, as_of), shards in by_model.items()]

@@ -1,0 +1,57 @@
+"""The platform's state in one structure: registry per model, last decisions, table sizes."""
+
+from __future__ import annotations
+
+from ml import registry
+from ml.promotion import read_ledger
+from ml.settings import get_settings
+from ml.specs import load_specs
+from ml.warehouse import connect
+
+
+def _version_info(model: str, alias: str) -> dict | None:
+    mv = registry.version_by_alias(model, alias)
+    if mv is None:
+        return None
+    card = registry.run_json(mv.run_id, "backtest_summary.json") or {}
+    return {
+        "version": str(mv.version),
+        "run_id": mv.run_id,
+        "gate_verdict": mv.tags.get("gate_verdict"),
+        "gate_reason": mv.tags.get("gate_reason"),
+        "data_window": mv.tags.get("data_window"),
+        "backtest": card.get("summary", {}),
+        "gains": card.get("gains", {}),
+        "gap_closed": card.get("gap_closed"),
+    }
+
+
+def _table_counts() -> dict[str, int]:
+    path = get_settings().warehouse_path
+    if not path.exists():
+        return {}
+    with connect(read_only=True) as con:
+        tables = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall()
+        return {f"{s}.{t}": con.execute(f'SELECT count(*) FROM "{s}"."{t}"').fetchone()[0]
+                for s, t in tables}
+
+
+def platform_status() -> dict:
+    """Stable, JSON-able: {"models": {name: {...}}, "tables": {schema.table: rows}}."""
+    models = {}
+    known = set(registry.registered_models())
+    for name in load_specs():
+        ledger = read_ledger(name)
+        last = ledger.iloc[-1].to_dict() if len(ledger) else None
+        if last:
+            last = {k: (None if v != v else v) for k, v in last.items()}  # NaN -> None
+            last["decided_at"] = str(last["decided_at"])
+        models[name] = {
+            "registered": name in known,
+            "champion": _version_info(name, registry.CHAMPION) if name in known else None,
+            "challenger": _version_info(name, registry.CHALLENGER) if name in known else None,
+            "last_decision": last,
+        }
+    return {"models": models, "tables": _table_counts()}
