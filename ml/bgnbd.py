@@ -193,13 +193,28 @@ def probability_alive(params: BGNBDParams, x, t_x, T) -> np.ndarray:
 
 
 def expected_purchases(params: BGNBDParams, t, x, t_x, T) -> np.ndarray:
-    """E[number of purchases in (T, T+t] | x, t_x, T] (FHL 2005, eq. 10)."""
+    """E[number of purchases in (T, T+t] | x, t_x, T] (FHL 2005, eq. 10).
+
+    Eq. 10's factor ((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x; a+b+x-1; z) is evaluated
+    through Euler's transformation as (1-z)^(a-1) * 2F1(a+b-1-r, a-1; a+b+x-1; z): the same
+    value, without 0 * inf for frequent buyers over long horizons.
+    """
     x, t_x, T = _customer_arrays(x, t_x, T)
     t = _horizon(t)
     r, alpha, a, b = astuple(params)
-    z = t / (alpha + T + t)
-    purchases_if_alive = (a + b + x - 1) / (a - 1) * (
-        1 - np.exp((r + x) * np.log1p(-z)) * hyp2f1(r + x, b + x, a + b + x - 1, z))
+    # The value is continuous in the parameters, but the closed form is 0/0 at a = 1 (and at
+    # a + b = 1 when x = 0), and scipy's 2F1 overflows when r - a is a whole number. Evaluate a
+    # hair away from those points: at most ~1e-5 relative error, and only there.
+    if abs(a - 1) < 1e-6:
+        a = 1 + 1e-6
+    if a + b == 1:
+        b *= 1 + 1e-9
+    if r - a == round(r - a):
+        r *= 1 + 1e-9
+    log_survival = np.log1p(-t / (alpha + T + t))  # log(1 - z)
+    c = a + b + x - 1
+    hypergeometric = hyp2f1(a + b - 1 - r, a - 1, c, -np.expm1(log_survival))
+    purchases_if_alive = c / (a - 1) * (1 - np.exp((a - 1) * log_survival) * hypergeometric)
     return probability_alive(params, x, t_x, T) * purchases_if_alive
 
 

@@ -97,6 +97,11 @@ def run(
     full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
     churn_horizon_days: Annotated[int, typer.Option(min=7, max=365)] = 90,
     propensity_horizon_days: Annotated[int, typer.Option(min=7, max=365)] = 30,
+    promotion_mode: Annotated[str, typer.Option(
+        help="auto | manual (waits for `ml approve MODEL` or the Airflow UI) | dry_run.")] = "auto",
+    folds: Annotated[int | None, typer.Option(min=1, max=12, help="Back-test folds.")] = None,
+    model: Annotated[list[str] | None, typer.Option(help="Only these models (repeatable).")] = None,
+    budget: Annotated[float, typer.Option(help="Retention campaign budget.")] = 5000.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the pipeline in-process through its Airflow DAGs (the scheduler's code path)."""
@@ -109,8 +114,15 @@ def run(
         "churn_horizon_days": churn_horizon_days,
         "propensity_horizon_days": propensity_horizon_days,
     }
+    if promotion_mode not in ("auto", "manual", "dry_run"):
+        _fail(f"--promotion-mode must be auto, manual or dry_run, got {promotion_mode!r}")
+    if not budget > 0:
+        _fail(f"--budget must be a positive number, got {budget}")
+    train_conf = {"promotion_mode": promotion_mode, "folds": folds, "learners": None,
+                  "max_training_rows": None}
     try:
-        summary = run_pipeline(features_conf=conf)
+        summary = run_pipeline(features_conf=conf, train_conf=train_conf, models=model,
+                               allocate_conf={"budget": budget})
     except PipelineFailed as exc:
         _fail(str(exc))
     if as_json:
@@ -229,6 +241,25 @@ def rollback(
 
 
 @app.command()
+def approve(
+    model: Annotated[str, typer.Argument(help="Model whose pending promotion to answer.")],
+    reject: Annotated[bool, typer.Option("--reject", help="Decline instead of approving.")] = False,
+    user: Annotated[str | None, typer.Option(help="Respondent recorded in the ledger.")] = None,
+) -> None:
+    """Answer a manual-mode promotion waiting in train_MODEL (same as the Airflow UI's form)."""
+    from ml.orchestration import pending_approvals, respond_to_approval
+    from ml.promotion import current_actor
+
+    pending = pending_approvals(f"train_{model}")
+    if not pending:
+        _fail(f"no promotion of {model} is waiting for approval")
+    for item in pending:
+        respond_to_approval(item["dag_id"], item["run_id"], item["task_id"], approve=not reject,
+                            user=user or current_actor(), map_index=item["map_index"])
+        console.print(f"{'rejected' if reject else 'approved'}: {item['dag_id']} {item['run_id']}")
+
+
+@app.command()
 def score(
     model: Annotated[str, typer.Option(help="Model to score; 'all' = every model with a champion.")] = "all",
     as_of: Annotated[str | None, typer.Option(help="Snapshot date (default: the scoring snapshot).")] = None,
@@ -337,7 +368,3 @@ def export_targets(
     from ml.campaign import read_targets
 
     _write_export(read_targets(date.fromisoformat(as_of) if as_of else None), out)
-
-
-def main() -> None:  # pragma: no cover - console script entry point
-    app()

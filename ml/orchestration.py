@@ -122,3 +122,37 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None, raise_on_failure: b
     if raise_on_failure and report.state != "success":
         raise DagRunFailed(report)
     return report
+
+
+def pending_approvals(dag_id: str | None = None) -> list[dict]:
+    """Task instances waiting for a human response (Approve/Reject) in the metadata DB."""
+    ensure_airflow_ready()
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(TaskInstance).where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+        if dag_id:
+            query = query.where(TaskInstance.dag_id == dag_id)
+        return [{"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
+                 "map_index": ti.map_index} for ti in session.scalars(query)]
+
+
+def respond_to_approval(dag_id: str, run_id: str, task_id: str, approve: bool, user: str,
+                        map_index: int = -1) -> None:
+    """Answer an approval task through Airflow's own response handler (the one behind the UI
+    and REST API), recording ``user`` as the respondent."""
+    ensure_airflow_ready()
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        update_hitl_detail(
+            dag_id=dag_id, dag_run_id=run_id, task_id=task_id, map_index=map_index,
+            update_hitl_detail_payload=UpdateHITLDetailPayload(
+                chosen_options=["Approve" if approve else "Reject"]),
+            user=SimpleAuthManagerUser(username=user, role="admin"), session=session)

@@ -79,11 +79,13 @@ def _input_columns(model_uri: str) -> tuple[list[str], list[str]]:
 
 def _population_sql(spec: ModelSpec, columns: list[str], shard: int, shards: int) -> str:
     schema, table = spec.scoring.relation.split(".")
-    cols = ", ".join(f'"{c}"' for c in dict.fromkeys([spec.columns.id, *columns]))
+    keys = [spec.scoring.id_column] + ([spec.scoring.segment_column]
+                                       if spec.scoring.segment_column else [])
+    cols = ", ".join(f'"{c}"' for c in dict.fromkeys([*keys, *columns]))
     where = "as_of_date = ?"
     if spec.scoring.population_column:
         where += f' AND "{spec.scoring.population_column}"'
-    where += f" AND hash({spec.columns.id}) % {shards} = {shard}"
+    where += f' AND hash("{spec.scoring.id_column}") % {shards} = {shard}'
     return f'SELECT {cols} FROM "{schema}"."{table}" WHERE {where}'
 
 
@@ -125,7 +127,10 @@ def score_shard(model: str, as_of: str, shard: int, shards: int) -> dict:
                 X = model_frame(frame, numeric, categorical)
                 score = (pipeline.predict_proba(X)[:, 1] if spec.task == "binary"
                          else pipeline.predict(X))
-                table = pa.table({"customer_id": frame[spec.columns.id].astype(str),
+                segment = (frame[spec.scoring.segment_column].astype(str)
+                           if spec.scoring.segment_column else pd.Series([None] * len(frame)))
+                table = pa.table({"customer_id": frame[spec.scoring.id_column].astype(str),
+                                  "segment": pa.array(segment, type=pa.string()),
                                   "score": np.asarray(score, dtype="float64")})
                 writer = writer or pq.ParquetWriter(target.with_suffix(".tmp"), table.schema)
                 writer.write_table(table)
@@ -163,8 +168,8 @@ def publish(model: str, as_of: str, shards: list[dict]) -> dict:
             con.execute(f"DELETE FROM {scores} WHERE model_name = ? AND as_of_date = ?",
                         [model, as_of_date])
             con.execute(
-                f"INSERT INTO {scores} SELECT customer_id, ?::DATE, ?, ?, NULL, score, "
-                "ntile(10) OVER (ORDER BY score DESC, customer_id) AS decile, ? "
+                f"INSERT INTO {scores} SELECT customer_id, ?::DATE, ?, ?, segment, score, "
+                "ntile(10) OVER (PARTITION BY segment ORDER BY score DESC, customer_id) AS decile, ? "
                 "FROM read_parquet(?)",
                 [as_of_date, model, version, scored_at, [str(f) for f in files]])
             rows = con.execute(f"SELECT count(*) FROM {scores} WHERE model_name = ? AND "

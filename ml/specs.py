@@ -33,6 +33,8 @@ class _Strict(BaseModel):
 class Scoring(_Strict):
     relation: str
     population_column: str | None = None
+    id_column: str = "customer_id"
+    segment_column: str | None = None  # one score per (customer, segment), e.g. per channel
 
 
 class Columns(_Strict):

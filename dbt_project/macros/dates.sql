@@ -1,0 +1,51 @@
+{#- Date arithmetic that returns dates (dbt.dateadd returns timestamps on some engines). -#}
+{% macro add_days(days, date_expression) -%}
+    cast({{ dbt.dateadd('day', days, date_expression) }} as date)
+{%- endmacro %}
+
+{#- Whole days since 1970-01-01: an integer ordering key, so window frames can say
+    "RANGE BETWEEN 30 PRECEDING AND 1 PRECEDING" on any engine. -#}
+{% macro day_number(date_expression) -%}
+    {{ dbt.datediff("cast('1970-01-01' as date)", "cast(" ~ date_expression ~ " as date)", 'day') }}
+{%- endmacro %}
+
+{#- First day of the period (month, or ISO week starting Monday) holding the date. -#}
+{% macro period_start(cadence, date_expression) %}
+    {{ return(adapter.dispatch('period_start')(cadence, date_expression)) }}
+{% endmacro %}
+
+{% macro default__period_start(cadence, date_expression) -%}
+    {%- if cadence not in ('month', 'week') -%}
+        {{ exceptions.raise_compiler_error("snapshot_cadence must be month or week, got " ~ cadence) }}
+    {%- endif -%}
+    cast(date_trunc('{{ cadence }}', cast({{ date_expression }} as date)) as date)
+{%- endmacro %}
+
+{% macro bigquery__period_start(cadence, date_expression) -%}
+    {%- if cadence not in ('month', 'week') -%}
+        {{ exceptions.raise_compiler_error("snapshot_cadence must be month or week, got " ~ cadence) }}
+    {%- endif -%}
+    date_trunc(cast({{ date_expression }} as date), {{ 'isoweek' if cadence == 'week' else 'month' }})
+{%- endmacro %}
+
+{#- One row per day in [start_date, end_date) as `date_day` (up to 100,000 days), from a
+    cross join of digits: plain SQL, so it runs unchanged on every engine. -#}
+{% macro date_spine(start_date, end_date) %}
+    with digits as (
+        select 0 as digit union all select 1 union all select 2 union all select 3
+        union all select 4 union all select 5 union all select 6 union all select 7
+        union all select 8 union all select 9
+    ),
+    day_offsets as (
+        select d1.digit + 10 * d2.digit + 100 * d3.digit + 1000 * d4.digit + 10000 * d5.digit
+            as day_offset
+        from digits as d1
+        cross join digits as d2
+        cross join digits as d3
+        cross join digits as d4
+        cross join digits as d5
+    )
+    select {{ add_days('day_offset', start_date) }} as date_day
+    from day_offsets
+    where day_offset < {{ dbt.datediff(start_date, end_date, 'day') }}
+{% endmacro %}

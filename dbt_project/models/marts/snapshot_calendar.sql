@@ -1,0 +1,8 @@
+select
+    as_of_date,
+    data_start,
+    data_end,
+    is_scoring_snapshot,
+    churn_label_matured,
+    propensity_label_matured
+from {{ ref('int_snapshot_dates_generated') }}
