@@ -6,7 +6,9 @@ Thin wiring only: dbt does the SQL (rendered by Cosmos from the manifest compile
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
 from cosmos import (
@@ -18,13 +20,14 @@ from cosmos import (
     RenderConfig,
     TestBehavior,
 )
-from cosmos.constants import InvocationMode
+from cosmos.constants import ExecutionMode, InvocationMode
 
 from ml.assets import FEATURES_ASSET
 from ml.orchestration import WAREHOUSE_POOL
 from ml.settings import dbt_environment, get_settings
 
 settings = get_settings()
+DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 
 DOC = """
 ### Features
@@ -105,7 +108,11 @@ def features():
             target_name=settings.dbt_target,
             profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
         ),
-        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        # One `dbt build` (DuckDB takes one writer) with a sensor task per model and test.
+        # dbt runs in a subprocess so its DuckDB handle closes with it.
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
+                                         invocation_mode=InvocationMode.SUBPROCESS,
+                                         dbt_executable_path=DBT_EXECUTABLE),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.AFTER_EACH,

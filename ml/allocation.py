@@ -13,28 +13,35 @@ multiple-choice knapsack problem (MCKP) with side constraints.
 
 Two solvers, both of which never exceed the budget or a capacity:
 
-- ``milp`` (up to ``exact_max_customers`` candidates, i.e. customers with at least one
-  option worth contacting): exact, ``scipy.optimize.milp`` (HiGHS) on binary ``x_ic``.
-- ``greedy`` (larger problems): Sinha & Zoltners (1979). Per customer keep only the
-  LP-undominated options (the upper convex hull of (cost, value) starting at "no contact"),
-  then buy the hull's incremental steps in order of value per unit of cost while budget and
-  capacity last. Capacities enter through their LP shadow prices: the greedy ranks options by
-  ``e_ic - mu_c``, so a channel that is full in the LP optimum is used only by the customers
-  for whom it beats the next-best channel by more than its scarcity; the capacities are then
-  enforced strictly while buying.
+- ``greedy`` (always run; the answer above ``exact_max_customers`` candidates, i.e.
+  customers with at least one option worth contacting): Sinha & Zoltners (1979). Per
+  customer keep only the LP-undominated options (the upper convex hull of (cost, value)
+  starting at "no contact"), then buy the hull's incremental steps in order of value per
+  unit of cost while the budget lasts. Capacities enter through their LP shadow prices
+  ``mu_c``: hulls are built on ``e_ic - mu_c``, so a channel that is full in the LP optimum
+  attracts only the customers for whom it beats their next-best channel by more than its
+  scarcity; capacities are then enforced exactly while buying, a customer refused by a full
+  channel is re-routed to their best channel with room, and a final top-up uses whatever
+  budget and capacity is left.
+- ``milp`` (up to ``exact_max_customers`` candidates): exact. Reduced-cost fixing against
+  the greedy plan and the LP prices fixes every customer whose alternatives provably cannot
+  beat it; ``scipy.optimize.milp`` (HiGHS, binary ``x_ic``) solves the remaining core, which
+  is small when the greedy is near the bound (20k candidates: well under a second).
 
-Both report the LP relaxation bound (budget *and* capacities, solved exactly) and the
-relative gap ``(lp_bound - objective) / lp_bound``, an upper bound on how far the plan is
-from the true optimum. The bound uses the model's rank-one structure: every customer ranks
-the channels the same way (``e_ic`` depends on the customer only through ``a_i = p_i v_i``),
-so for given channel counts the best fractional assignment gives the customers with the
-largest ``a`` to the channels with the largest save rate. The LP therefore collapses to a
-concave programme in the per-channel counts, solved with ``linprog`` (HiGHS) by cutting
-planes on the concave top-``t`` sum of ``a``: a handful of variables, whatever ``n``.
+Both report the LP relaxation bound (budget *and* capacities, exactly) and the relative gap
+``(lp_bound - objective) / lp_bound``, an upper bound on how far the plan is from the true
+optimum. The LP uses the model's rank-one structure: every customer ranks the channels the
+same way (``e_ic`` depends on the customer only through ``a_i = p_i v_i``), so for given
+channel counts the best fractional assignment gives the customers with the largest ``a`` to
+the channels with the largest save rate. The LP collapses to a concave programme in the
+per-channel counts, solved with ``linprog`` (HiGHS) by cutting planes on the concave
+top-``t`` sum of ``a`` (a handful of variables, whatever ``n``); its shadow prices give the
+bound as a Lagrangian dual value, which is an upper bound whatever the solver's accuracy.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 from collections.abc import Sequence
@@ -54,6 +61,16 @@ MIP_REL_GAP = 1e-6
 # than this (relative to the sum of all a), or after LP_MAX_ROUNDS rounds (still a bound).
 LP_TOLERANCE = 1e-10
 LP_MAX_ROUNDS = 200
+# Reduced-cost fixing keeps options within this (relative to the bound) of the cut-off, so
+# rounding cannot fix away an optimal option.
+FIXING_TOLERANCE = 1e-9
+# Relative slack on the greedy's running budget, so rounding in long sums of costs does not
+# leave an exactly affordable contact out; the final spend is checked without slack.
+BUDGET_SLACK = 1e-9
+# Relative reduction of the capacities' shadow prices in the greedy (see _greedy).
+PRICE_SHADING = 1e-6
+# At most this many rounds of the greedy's top-up (each round moves at least one customer).
+TOP_UP_ROUNDS = 20
 
 
 @dataclass(frozen=True)
@@ -125,39 +142,33 @@ def allocate(p, v, channels: list[Channel], budget: float,
     """The best plan for ``budget``: exact MILP for up to ``exact_max_customers`` candidates
     (customers with an option worth contacting), the Sinha-Zoltners greedy above that.
 
-    If HiGHS hits ``time_limit_s`` before proving optimality, the better of its incumbent
-    and the greedy plan is returned (``method`` says which)."""
+    If HiGHS hits ``time_limit_s`` on the core before proving optimality, the better of its
+    incumbent and the greedy plan is returned (``method`` says which)."""
     budget = _positive_budget(budget)
     values = expected_values(p, v, channels)
     p, v = _customer_arrays(p, v)
     costs, save_rates, capacities = _channel_arrays(channels)
     candidates = np.flatnonzero((values > 0).any(axis=1))
     candidate_values = values[candidates]
-    relaxation = _lp_relaxation(p[candidates] * v[candidates], costs, save_rates, capacities,
-                                budget)
-
-    def greedy() -> np.ndarray:
-        return _greedy(candidate_values, costs, capacities, budget, relaxation.capacity_prices)
-
+    prices = _lp_prices(p[candidates] * v[candidates], costs, save_rates, capacities, budget)
+    lp_bound = prices.bound(candidate_values, costs, capacities, budget)
+    method, choice = "greedy", _greedy(candidate_values, costs, capacities, budget,
+                                       prices.capacity)
     if candidates.size <= exact_max_customers:
-        method = "milp"
-        choice, proven_optimal = _milp(candidate_values, costs, capacities, budget,
-                                       time_limit_s)
-        if not proven_optimal:
-            fallback = greedy()
-            if _value(fallback, candidate_values) > _value(choice, candidate_values):
-                log.warning("MILP stopped at its %.0f s limit; the greedy plan is better",
-                            time_limit_s)
-                method, choice = "greedy", fallback
-    else:
-        method, choice = "greedy", greedy()
+        exact, proven_optimal = _exact(candidate_values, costs, capacities, budget, prices,
+                                       lp_bound, choice, time_limit_s)
+        if proven_optimal or _value(exact, candidate_values) > _value(choice, candidate_values):
+            method, choice = "milp", exact
+        else:
+            log.warning("MILP stopped at its %.0f s limit; the greedy plan is better",
+                        time_limit_s)
     choice = _within_budget(choice, candidate_values, costs, budget)
 
     channel_index = np.full(values.shape[0], -1, dtype=np.int64)
     channel_index[candidates] = choice
     counts = np.bincount(choice[choice >= 0], minlength=len(channels))
     objective = _value(choice, candidate_values)
-    lp_bound = max(relaxation.bound, objective)  # equal up to solver tolerance when tight
+    lp_bound = max(lp_bound, objective)  # equal when the LP is integral, up to rounding
     return Allocation(
         channel_index=channel_index,
         objective=objective,
@@ -256,13 +267,27 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
 # --- the LP bound --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Relaxation:
-    bound: float
-    capacity_prices: np.ndarray  # (C,) shadow price of one more contact; 0 where uncapped
+class _Prices:
+    """Shadow prices of the LP relaxation: of one unit of budget, and of one more contact
+    in each channel (0 where uncapped)."""
+
+    budget: float
+    capacity: np.ndarray
+
+    def reduced_values(self, values, costs) -> np.ndarray:
+        return values - self.budget * costs - self.capacity
+
+    def bound(self, values, costs, capacities, budget) -> float:
+        """The Lagrangian dual value: an upper bound on every plan's objective whatever the
+        prices (weak duality), equal to the LP optimum at the LP's own prices."""
+        capped = self.capacity > 0
+        best = np.maximum(self.reduced_values(values, costs).max(axis=1, initial=0.0), 0.0)
+        return (self.budget * budget + float(self.capacity[capped] @ capacities[capped])
+                + float(best.sum()))
 
 
-def _lp_relaxation(a, costs, save_rates, capacities, budget) -> _Relaxation:
-    """The LP relaxation of the plan, exactly, through its rank-one structure.
+def _lp_prices(a, costs, save_rates, capacities, budget) -> _Prices:
+    """The LP relaxation's shadow prices, solved exactly through its rank-one structure.
 
     With channels ordered by save rate (s_1 >= s_2 >= ...), counts n_j and cumulative counts
     N_j = n_1 + ... + n_j, the best fractional plan is worth
@@ -273,7 +298,7 @@ def _lp_relaxation(a, costs, save_rates, capacities, budget) -> _Relaxation:
     n_channels = costs.size
     m = a.size
     if m == 0:
-        return _Relaxation(0.0, np.zeros(n_channels))
+        return _Prices(0.0, np.zeros(n_channels))
     top = np.sort(a)[::-1]
     prefix = np.concatenate([[0.0], np.cumsum(top)])
 
@@ -288,9 +313,9 @@ def _lp_relaxation(a, costs, save_rates, capacities, budget) -> _Relaxation:
         return prefix[segment] + (t - segment) * top[segment]
 
     objective = np.concatenate([costs[order], -weights[curved]])  # minimised
-    fixed_rows = [np.concatenate([costs[order], np.zeros(curved.size)]),
+    base_rows = [np.concatenate([costs[order], np.zeros(curved.size)]),
                   np.concatenate([np.ones(n_channels), np.zeros(curved.size)])]
-    fixed_rhs = [budget, m]
+    base_rhs = [budget, m]
     capped = capacities[order] < m
     bounds = [(0, capacities[j] if capped[k] else None) for k, j in enumerate(order)]
     bounds += [(None, None)] * curved.size
@@ -308,8 +333,8 @@ def _lp_relaxation(a, costs, save_rates, capacities, budget) -> _Relaxation:
                 row[n_channels + h] = 1.0
                 cut_rows.append(row)
                 cut_rhs.append(prefix[r] - top[r] * r)
-        result = linprog(objective, A_ub=np.array(fixed_rows + cut_rows),
-                         b_ub=np.array(fixed_rhs + cut_rhs), bounds=bounds, method="highs")
+        result = linprog(objective, A_ub=np.array(base_rows + cut_rows),
+                         b_ub=np.array(base_rhs + cut_rhs), bounds=bounds, method="highs")
         if result.status != 0:
             raise RuntimeError(f"LP bound failed: {result.message}")
         counts = result.x[:n_channels]
@@ -322,15 +347,44 @@ def _lp_relaxation(a, costs, save_rates, capacities, budget) -> _Relaxation:
                     segments[h].add(r)
         if not added:
             break
-    prices = np.zeros(n_channels)
-    prices[order] = -result.upper.marginals[:n_channels]
-    return _Relaxation(float(-result.fun), np.maximum(prices, 0.0))
+    capacity = np.zeros(n_channels)
+    capacity[order] = -result.upper.marginals[:n_channels]
+    return _Prices(max(-float(result.ineqlin.marginals[0]), 0.0), np.maximum(capacity, 0.0))
 
 
 # --- the solvers ---------------------------------------------------------------------------
 
+def _exact(values, costs, capacities, budget, prices, bound, incumbent, time_limit_s,
+           ) -> tuple[np.ndarray, bool]:
+    """The optimal plan: (channel per candidate or -1, proven optimal).
+
+    Reduced-cost fixing first: at the LP prices, giving customer i option o instead of their
+    best costs them ``loss_io`` (0 for the best; the no-contact option is worth 0) and any
+    plan is worth at most ``bound - sum_i loss_i``, so a plan that beats the incumbent uses
+    only options with ``loss_io <= bound - incumbent``. A customer left with one such option
+    is fixed; the MILP decides the others (the core), which are few when the bound is
+    tight."""
+    n_channels = costs.size
+    reduced = prices.reduced_values(values, costs)
+    best = np.maximum(reduced.max(axis=1, initial=0.0), 0.0)
+    slack = bound - _value(incumbent, values) + FIXING_TOLERANCE * max(1.0, abs(bound))
+    open_option = (values > 0) & (best[:, None] - reduced <= slack)
+    may_skip = best <= slack
+    n_open = open_option.sum(axis=1)
+    choice = np.where(n_open == 0, -1, open_option.argmax(axis=1))
+    core = np.flatnonzero((n_open > 1) | ((n_open == 1) & may_skip))
+    choice[core] = -1
+    fixed = np.bincount(choice[choice >= 0], minlength=n_channels)
+    choice[core], proven_optimal = _milp(
+        np.where(open_option[core], values[core], 0.0), costs,
+        np.maximum(capacities - fixed, 0), max(budget - _spend(fixed, costs), 0.0),
+        time_limit_s)
+    return choice, proven_optimal
+
+
 def _milp(values, costs, capacities, budget, time_limit_s) -> tuple[np.ndarray, bool]:
-    """Exact plan on the candidates: (channel per candidate or -1, proven optimal)."""
+    """The MILP over the options with a positive value: (channel per row or -1, proven
+    optimal)."""
     n, n_channels = values.shape
     choice = np.full(n, -1, dtype=np.int64)
     customer, channel = np.nonzero(values > 0)
@@ -365,7 +419,9 @@ def _greedy(values, costs, capacities, budget, prices) -> np.ndarray:
     """Sinha-Zoltners greedy on values priced by the capacities' shadow prices; capacities
     and budget enforced exactly. Returns the channel per candidate or -1."""
     n, n_channels = values.shape
-    priced = np.where(values > 0, values - prices, -np.inf)
+    # Shading the prices a little breaks the LP's ties in favour of using a capacity: the
+    # customers it leaves exactly indifferent still join, and the scan enforces the cap.
+    priced = np.where(values > 0, values - prices * (1 - PRICE_SHADING), -np.inf)
     customers = np.arange(n)
 
     # Upper convex hull of {(0, 0)} + {(k_c, priced_ic)} per customer, all customers at once:
@@ -408,10 +464,15 @@ def _greedy(values, costs, capacities, budget, prices) -> np.ndarray:
     efficiency = np.divide(value_step, cost_step, out=np.full(customer.size, np.inf),
                            where=cost_step > 0)
     order = np.argsort(-efficiency, kind="stable")
+    free = order[:np.count_nonzero(cost_step == 0)]  # infinitely efficient: biggest first
+    free[:] = free[np.argsort(-value_step[free], kind="stable")]
     customer, source, target, cost_step = (customer[order], source[order], target[order],
                                            cost_step[order])
 
     # Everything before the first step that breaks the budget or a capacity is bought at once.
+    # The running sums carry rounding error, so they get a hair of slack; _within_budget
+    # then checks the spend exactly.
+    budget = budget * (1 + BUDGET_SLACK)
     spent = np.cumsum(cost_step)
     accepted = int(np.searchsorted(spent, budget, side="right"))
     for c in np.flatnonzero(np.isfinite(capacities)):
@@ -425,26 +486,98 @@ def _greedy(values, costs, capacities, budget, prices) -> np.ndarray:
     load = np.bincount(choice[choice >= 0], minlength=n_channels).tolist()
     limit = capacities.tolist()
 
-    # The rest one by one: a step is bought if its customer took all earlier steps and it
-    # fits; a skipped step ends that customer's climb. Steps dearer than the remaining
-    # budget can never fit (the budget only shrinks), so they are dropped up front.
+    # The rest one by one, in order of efficiency. A step that fits is bought; one that does
+    # not fit the budget ends its customer's climb. A step into a full channel re-routes its
+    # customer: their remaining hull steps are dropped and their best move among channels
+    # with room (priced value gained per unit of extra cost, from where they stand) joins a
+    # queue merged into the scan by efficiency; each re-routed move bought queues the next.
+    # Steps dearer than the remaining budget can never fit (the budget only shrinks).
     tail = np.arange(accepted, customer.size)
     tail = tail[cost_step[tail] <= remaining]
     cheapest_after = np.minimum.accumulate(cost_step[tail][::-1])[::-1].tolist()
     current = choice.tolist()
-    for position, (i, frm, to, cost) in enumerate(zip(
-            customer[tail].tolist(), source[tail].tolist(), target[tail].tolist(),
-            cost_step[tail].tolist(), strict=True)):
+    price = costs.tolist()
+    stopped: set[int] = set()
+    rerouted: set[int] = set()
+    queue: list[tuple[float, int, int]] = []  # (-efficiency, customer, channel)
+
+    def queue_best_move(i: int) -> None:
+        held = current[i]
+        held_cost, held_value = (price[held], priced[i, held]) if held >= 0 else (0.0, 0.0)
+        best = None
+        for c in range(n_channels):
+            gain, extra = priced[i, c] - held_value, price[c] - held_cost
+            if gain > 0 and load[c] < limit[c]:
+                ratio = gain / extra if extra > 0 else math.inf
+                if best is None or ratio > best[0]:
+                    best = (ratio, c)
+        if best is not None:
+            heapq.heappush(queue, (-best[0], i, best[1]))
+
+    def move(i: int, to: int) -> None:
+        nonlocal remaining
+        held = current[i]
+        cost = price[to] - (price[held] if held >= 0 else 0.0)
+        if cost > remaining:
+            stopped.add(i)
+        elif load[to] >= limit[to]:
+            rerouted.add(i)
+            queue_best_move(i)
+        else:
+            current[i] = to
+            remaining -= cost
+            load[to] += 1
+            if held >= 0:
+                load[held] -= 1
+            if i in rerouted:
+                queue_best_move(i)
+
+    for position, (i, to, ratio) in enumerate(zip(
+            customer[tail].tolist(), target[tail].tolist(), efficiency[order][tail].tolist(),
+            strict=True)):
+        while queue and -queue[0][0] >= ratio:
+            _, j, channel = heapq.heappop(queue)
+            move(j, channel)
         if remaining < cheapest_after[position]:
             break
-        if current[i] != frm or cost > remaining or load[to] >= limit[to]:
-            continue
-        current[i] = to
-        remaining -= cost
-        load[to] += 1
-        if frm >= 0:
-            load[frm] -= 1
-    return np.array(current, dtype=np.int64)
+        if i not in rerouted and i not in stopped:
+            move(i, to)
+    while queue:
+        _, j, channel = heapq.heappop(queue)
+        move(j, channel)
+    return _top_up(np.array(current, dtype=np.int64), values, costs, capacities, budget)
+
+
+def _top_up(choice, values, costs, capacities, budget) -> np.ndarray:
+    """Use what the scan left over. The scan can strand budget or capacity: a step refused
+    while a channel was full is not retried when a slot frees up, and priced ties may leave
+    a slot empty. Move customers, biggest gain first, to any channel with room that is worth
+    more to them than their current option (by true value), while the budget lasts; repeat
+    until nothing moves (each round frees slots the next can use)."""
+    n, n_channels = values.shape
+    customers = np.arange(n)
+    for _ in range(TOP_UP_ROUNDS):
+        moved = False
+        for c in range(n_channels):
+            counts = np.bincount(choice[choice >= 0], minlength=n_channels)
+            room = capacities[c] - counts[c]
+            remaining = budget - _spend(counts, costs)
+            contacted = choice >= 0
+            held = np.where(contacted, values[customers, np.maximum(choice, 0)], 0.0)
+            paid = np.where(contacted, costs[np.maximum(choice, 0)], 0.0)
+            gain, extra = values[:, c] - held, costs[c] - paid
+            movers = np.flatnonzero((gain > 0) & (extra <= remaining) & (choice != c))
+            if room < 1 or movers.size == 0:
+                continue
+            movers = movers[np.argsort(-gain[movers], kind="stable")]
+            fits = np.cumsum(extra[movers]) <= remaining
+            stop = movers.size if fits.all() else int(np.argmin(fits))
+            take = movers[:int(min(stop, room))]
+            choice[take] = c
+            moved |= take.size > 0
+        if not moved:
+            break
+    return choice
 
 
 def _within_budget(choice, values, costs, budget) -> np.ndarray:

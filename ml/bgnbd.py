@@ -12,6 +12,7 @@ model as a scikit-learn classifier over the feature mart's `bgnbd_*` columns.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import astuple, dataclass
 from typing import Literal
 
@@ -23,13 +24,19 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 # Log-parameters are searched in [-15, 15] (about 3e-7 .. 3e6): wide enough for any unit of
-# time, narrow enough that gammaln/betaln stay accurate. An optimum on this box edge means the
-# likelihood keeps rising towards a degenerate model, which fit() reports as non-convergence.
+# time, narrow enough that gammaln/betaln stay accurate. An optimum on this box's edge means
+# the likelihood keeps rising towards a limiting case of the model.
 _LOG_PARAM_BOUND = 15.0
+_GRADIENT_TOLERANCE = 1e-5  # on the mean log-likelihood per customer, in log-parameters
+_PARAM_NAMES = ("r", "alpha", "a", "b")
 
 
 class BGNBDFitError(RuntimeError):
-    """Maximum likelihood did not converge to an interior optimum."""
+    """Maximum likelihood did not converge."""
+
+
+class BGNBDDegenerateFitWarning(RuntimeWarning):
+    """The likelihood is maximised only in a limit of the model (a parameter -> 0 or inf)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class BGNBDParams:
     b: float
 
     def __post_init__(self):
-        for name, value in zip(("r", "alpha", "a", "b"), astuple(self), strict=True):
+        for name, value in zip(_PARAM_NAMES, astuple(self), strict=True):
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"BG/NBD parameter {name} must be finite and > 0, got {value!r}")
 
@@ -108,7 +115,7 @@ def _log_likelihood_branches(params: BGNBDParams, x, t_x, T):
 
 
 def log_likelihood(params: BGNBDParams, x, t_x, T) -> np.ndarray:
-    """Per-customer log-likelihood of (x, t_x, T) (FHL 2005, eq. 6)."""
+    """Per-customer log-likelihood of (x, t_x, T)."""
     x, t_x, T = _customer_arrays(x, t_x, T)
     return np.logaddexp(*_log_likelihood_branches(params, x, t_x, T))
 
@@ -143,18 +150,22 @@ def _compress(x, t_x, T, weights):
     frame = pd.DataFrame({"x": x, "t_x": t_x, "T": T, "w": weights})
     grouped = frame[frame["w"] > 0].groupby(["x", "t_x", "T"], sort=False)["w"].sum()
     keys = grouped.index
-    return (keys.get_level_values("x").to_numpy(float), keys.get_level_values("t_x").to_numpy(float),
-            keys.get_level_values("T").to_numpy(float), grouped.to_numpy(float))
+    return (*(keys.get_level_values(name).to_numpy(float) for name in ("x", "t_x", "T")),
+            grouped.to_numpy(float))
 
 
 def fit(x, t_x, T, weights=None) -> BGNBDParams:
     """Maximum-likelihood BG/NBD parameters.
 
     `weights` (optional, non-negative) count identical customers; identical rows are
-    collapsed internally anyway, so millions of customers fit in seconds.
-    Raises BGNBDFitError when the optimiser does not reach an interior optimum.
+    collapsed internally anyway, so a million customers fit in seconds. Raises BGNBDFitError
+    when the optimiser stops short of a stationary point. When the likelihood keeps rising
+    towards a limiting case of the model (e.g. r, alpha -> inf: no heterogeneity in purchase
+    rates), warns and returns the parameters at the search limit, which describe that limit.
     """
     x, t_x, T = (v.ravel() for v in _customer_arrays(x, t_x, T))
+    if x.size == 0:
+        raise ValueError("BG/NBD cannot be fitted to no customers")
     weights = (np.ones_like(x) if weights is None
                else np.broadcast_to(np.asarray(weights, dtype=float), x.shape).ravel())
     if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.sum() > 0:
@@ -171,20 +182,28 @@ def fit(x, t_x, T, weights=None) -> BGNBDParams:
                       jac=True, method="L-BFGS-B",
                       bounds=[(-_LOG_PARAM_BOUND, _LOG_PARAM_BOUND)] * 4,
                       options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9})
-    if not (result.success and np.all(np.isfinite(result.x))):
-        raise BGNBDFitError(f"BG/NBD maximum likelihood did not converge: {result.message}")
-    at_edge = np.abs(result.x) > _LOG_PARAM_BOUND - 1e-3
-    if np.any(at_edge):
-        names = [name for name, edge in zip(("r", "alpha", "a", "b"), at_edge) if edge]
+    log_params, gradient = np.asarray(result.x), np.asarray(result.jac)
+    at_edge = np.abs(log_params) > _LOG_PARAM_BOUND - 1e-3
+    # With so tight a tolerance L-BFGS-B may stop on rounding noise ("ABNORMAL") at the
+    # optimum: judge convergence by the gradient of the coordinates not held by a bound.
+    stationary = np.all(np.abs(gradient[~at_edge]) < _GRADIENT_TOLERANCE)
+    if not (np.all(np.isfinite(log_params)) and (result.success or stationary)):
         raise BGNBDFitError(
-            f"BG/NBD maximum likelihood ran off to a degenerate model ({', '.join(names)} "
-            f"at the search limit {np.exp(_LOG_PARAM_BOUND):.0e} or its inverse); the data do "
-            "not identify the model")
-    return BGNBDParams(*(float(v) for v in np.exp(result.x)))
+            f"BG/NBD maximum likelihood did not converge after {result.nit} iterations "
+            f"({result.message}); log-parameters {np.round(log_params, 3).tolist()}, "
+            f"gradient {np.round(gradient, 6).tolist()}")
+    if np.any(at_edge):
+        names = ", ".join(name for name, edge in zip(_PARAM_NAMES, at_edge, strict=True) if edge)
+        warnings.warn(
+            f"BG/NBD likelihood keeps rising towards a limiting case of the model: {names} "
+            f"reached the search limit (e^{_LOG_PARAM_BOUND:g} or its inverse); predictions "
+            "use that limit", BGNBDDegenerateFitWarning, stacklevel=2)
+    return BGNBDParams(*(float(v) for v in np.exp(log_params)))
 
 
 def probability_alive(params: BGNBDParams, x, t_x, T) -> np.ndarray:
-    """P(still alive at T | x, t_x, T) (FHL 2005 note, eq. 2 of "Computing P(alive)")."""
+    """P(still alive at T | x, t_x, T): the alive term's share of the likelihood,
+    1 / (1 + [x > 0] a / (b + x - 1) * ((alpha + T) / (alpha + t_x))^(r + x))."""
     x, t_x, T = _customer_arrays(x, t_x, T)
     r, alpha, a, b = astuple(params)
     log_odds_dropped = (np.log(a) - np.log(b + np.maximum(x, 1) - 1)
@@ -192,30 +211,41 @@ def probability_alive(params: BGNBDParams, x, t_x, T) -> np.ndarray:
     return np.where(x > 0, expit(-log_odds_dropped), 1.0)
 
 
-def expected_purchases(params: BGNBDParams, t, x, t_x, T) -> np.ndarray:
-    """E[number of purchases in (T, T+t] | x, t_x, T] (FHL 2005, eq. 10).
+def _purchases_if_alive(r, alpha, a, b, t, x, T) -> np.ndarray:
+    """E[purchases in (T, T+t] | alive at T, x, T]: eq. 10 without its P(alive) factor.
 
-    Eq. 10's factor ((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x; a+b+x-1; z) is evaluated
-    through Euler's transformation as (1-z)^(a-1) * 2F1(a+b-1-r, a-1; a+b+x-1; z): the same
-    value, without 0 * inf for frequent buyers over long horizons.
+    Eq. 10's ((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x; a+b+x-1; z) is evaluated through
+    Euler's transformation as (1-z)^(a-1) * 2F1(a+b-1-r, a-1; a+b+x-1; z): the same value,
+    without 0 * inf for frequent buyers over long horizons.
     """
-    x, t_x, T = _customer_arrays(x, t_x, T)
-    t = _horizon(t)
-    r, alpha, a, b = astuple(params)
-    # The value is continuous in the parameters, but the closed form is 0/0 at a = 1 (and at
-    # a + b = 1 when x = 0), and scipy's 2F1 overflows when r - a is a whole number. Evaluate a
-    # hair away from those points: at most ~1e-5 relative error, and only there.
-    if abs(a - 1) < 1e-6:
-        a = 1 + 1e-6
-    if a + b == 1:
-        b *= 1 + 1e-9
-    if r - a == round(r - a):
-        r *= 1 + 1e-9
+    # scipy's 2F1 overflows when r - a is (within ~1e-13 of) a whole number, and this is 0/0
+    # at a + b = 1 for x = 0; the value is continuous there, so step just off those points.
+    whole = round(r - a)
+    if abs(r - a - whole) < 1e-11:
+        r = a + whole + 1e-11
+    if abs(a + b - 1) < 1e-9:
+        b = 1 - a + 1e-9
     log_survival = np.log1p(-t / (alpha + T + t))  # log(1 - z)
     c = a + b + x - 1
     hypergeometric = hyp2f1(a + b - 1 - r, a - 1, c, -np.expm1(log_survival))
-    purchases_if_alive = c / (a - 1) * (1 - np.exp((a - 1) * log_survival) * hypergeometric)
-    return probability_alive(params, x, t_x, T) * purchases_if_alive
+    return c / (a - 1) * (1 - np.exp((a - 1) * log_survival) * hypergeometric)
+
+
+def expected_purchases(params: BGNBDParams, t, x, t_x, T) -> np.ndarray:
+    """E[number of purchases in (T, T+t] | x, t_x, T] (FHL 2005, eq. 10)."""
+    x, t_x, T = _customer_arrays(x, t_x, T)
+    t = _horizon(t)
+    r, alpha, a, b = astuple(params)
+    step = 1e-3
+    if abs(a - 1) < step:
+        # a = 1 is a removable singularity of eq. 10 where it loses all precision; interpolate
+        # between a = 1 -/+ step, where it is well conditioned (error ~step^2).
+        weight = (a - 1 + step) / (2 * step)
+        purchases = ((1 - weight) * _purchases_if_alive(r, alpha, 1 - step, b, t, x, T)
+                     + weight * _purchases_if_alive(r, alpha, 1 + step, b, t, x, T))
+    else:
+        purchases = _purchases_if_alive(r, alpha, a, b, t, x, T)
+    return probability_alive(params, x, t_x, T) * purchases
 
 
 def probability_purchase(params: BGNBDParams, t, x, t_x, T) -> np.ndarray:
@@ -230,3 +260,64 @@ def probability_purchase(params: BGNBDParams, t, x, t_x, T) -> np.ndarray:
     r, alpha, _, _ = astuple(params)
     some_purchase_if_alive = -np.expm1(-(r + x) * np.log1p(t / (alpha + T)))
     return probability_alive(params, x, t_x, T) * some_purchase_if_alive
+
+
+class BGNBDClassifier(ClassifierMixin, BaseEstimator):
+    """BG/NBD as a scikit-learn classifier over the feature mart's BG/NBD columns.
+
+    The columns are in days (`frequency_col` is a count of repeat purchase days); recency and
+    age are converted to units of `time_unit_days` before fitting. `y` is ignored: the model
+    is fitted to the purchase histories alone. Column 1 of `predict_proba` is P(at least one
+    purchase within `horizon_days`) for target="purchase", its complement for "churn".
+
+    Rows with any of the three columns missing (customers without a purchase yet) are left
+    out of the fit and scored as a customer whose first purchase is happening now
+    (x = t_x = T = 0), i.e. from the fitted prior alone.
+    """
+
+    def __init__(self, horizon_days: int, target: Literal["purchase", "churn"],
+                 frequency_col: str = "bgnbd_x", recency_col: str = "bgnbd_t_x",
+                 age_col: str = "bgnbd_T", time_unit_days: float = 7.0):
+        self.horizon_days = horizon_days
+        self.target = target
+        self.frequency_col = frequency_col
+        self.recency_col = recency_col
+        self.age_col = age_col
+        self.time_unit_days = time_unit_days
+
+    def _histories(self, X: pd.DataFrame):
+        """(x, t_x, T) in model time units, and which rows have a purchase history."""
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"{type(self).__name__} needs a DataFrame with columns "
+                            f"{self.frequency_col!r}, {self.recency_col!r}, {self.age_col!r}")
+        if not self.time_unit_days > 0:
+            raise ValueError("time_unit_days must be positive")
+        columns = [X[c].to_numpy(dtype=float, na_value=np.nan)
+                   for c in (self.frequency_col, self.recency_col, self.age_col)]
+        known = ~np.any(np.isnan(np.column_stack(columns)), axis=1)
+        x, t_x, T = (np.where(known, values, 0.0) for values in columns)
+        try:
+            x, t_x, T = _customer_arrays(x, t_x / self.time_unit_days, T / self.time_unit_days)
+        except ValueError as error:
+            raise ValueError(f"columns ({self.frequency_col}, {self.recency_col}, "
+                             f"{self.age_col}) are (x, t_x, T): {error}") from error
+        return x, t_x, T, known
+
+    def fit(self, X: pd.DataFrame, y=None):
+        if self.target not in ("purchase", "churn"):
+            raise ValueError(f"target must be 'purchase' or 'churn', got {self.target!r}")
+        x, t_x, T, known = self._histories(X)
+        self.params_ = fit(x[known], t_x[known], T[known])
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "params_")
+        x, t_x, T, _ = self._histories(X)
+        purchase = probability_purchase(self.params_, self.horizon_days / self.time_unit_days,
+                                        x, t_x, T)
+        positive = purchase if self.target == "purchase" else 1.0 - purchase
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]

@@ -7,6 +7,8 @@ float64 (NaN = unknown), categorical columns as strings (None = unknown).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -93,7 +95,9 @@ def build_pipeline(learner: Learner, task: str, numeric: list[str], categorical:
     if learner.kind == "xgboost":
         from xgboost import XGBClassifier, XGBRegressor
 
-        common = {"tree_method": "hist", "n_jobs": 2, "random_state": RANDOM_STATE}
+        # One thread by default: on a 2-core box shared with the scheduler, more threads thrash.
+        common = {"tree_method": "hist", "n_jobs": int(os.environ.get("ML_N_JOBS", "1")),
+                  "random_state": RANDOM_STATE}
         estimator = (XGBClassifier(eval_metric="logloss", **common, **params) if task == "binary"
                      else XGBRegressor(**{"objective": "reg:tweedie", **common, **params}))
         return Pipeline([("prep", _preprocessor(numeric, categorical, scale=False)),

@@ -119,7 +119,7 @@ def score_shard(model: str, as_of: str, shard: int, shards: int) -> dict:
                 f"{spec.scoring.relation} does not have (features changed since it was trained); "
                 f"retrain with the train_{model} DAG before scoring")
         reader = con.execute(_population_sql(spec, numeric + categorical, shard, shards),
-                             [as_of_date]).fetch_record_batch(BATCH_ROWS)
+                             [as_of_date]).to_arrow_reader(BATCH_ROWS)
         writer = None
         try:
             for batch in reader:

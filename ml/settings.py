@@ -95,6 +95,7 @@ def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__COSMOS__ENABLE_CACHE": "True",
         "AIRFLOW__COSMOS__CACHE_DIR": str(s.local_dir / "cosmos_cache"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",  # no network here; and no phoning home
     }
     return {key: os.environ.get(key, value) for key, value in defaults.items()}
 
@@ -106,4 +107,7 @@ def export_runtime_environment(settings: Settings | None = None) -> Settings:
     for key, value in {**airflow_environment(s), **dbt_environment(s)}.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("MLFLOW_TRACKING_URI", s.mlflow_tracking_uri)
+    # OpenMP threads (XGBoost) sleep instead of spinning when they wait: no thrashing on a
+    # small, shared machine. Only effective before the OpenMP runtime loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return s

@@ -45,7 +45,7 @@ def read_relation(relation: str, columns: list[str] | None = None,
                                     "run the features DAG first (`ml run`)")
         cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
         sql = f'SELECT {cols} FROM "{schema}"."{table}"' + (f" WHERE {where}" if where else "")
-        return con.execute(sql, params or []).arrow().read_all().to_pandas()
+        return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
 
 
 def model_frame(df: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:

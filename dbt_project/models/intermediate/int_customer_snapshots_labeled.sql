@@ -2,16 +2,18 @@
     churn = no completed order within churn_horizon_days; purchase = at least one within
     propensity_horizon_days. Null until the label has matured (as_of + horizon <= data_end).
 
-    Stream technique again, looking forward: at a snapshot on day D the frame
-    "RANGE BETWEEN CURRENT ROW AND h - 1 FOLLOWING" covers days [D, D + h - 1], i.e. orders
-    in [as_of, as_of + h days): an order at the as-of midnight counts, one at as_of + h
-    does not. first/last_label_order_at carry the orders each label saw (leakage guard). -#}
+    Each snapshot joins its customer's purchase days in [as_of_day, as_of_day + h - 1]:
+    an order at the as-of midnight counts, one at as_of + h days does not.
+    first/last_*_order_at carry the orders each label saw (leakage guard). -#}
 {%- set churn_horizon = days_var('churn_horizon_days') -%}
 {%- set propensity_horizon = days_var('propensity_horizon_days') -%}
 
 with spine as (
 
-    select customer_id, as_of_date
+    select
+        customer_id,
+        as_of_date,
+        {{ day_number('as_of_date') }} as as_of_day
     from {{ ref('int_customers_snapshotted') }}
 
 ),
@@ -23,54 +25,50 @@ calendar as (
 
 ),
 
+completed_orders as (
+
+    select
+        customer_id,
+        {{ day_number('cast(ordered_at as date)') }} as order_day,
+        ordered_at
+    from {{ ref('stg_shop__orders') }}
+    where status = 'completed'
+      and {{ before_event_cutoff('ordered_at') }}
+
+),
+
 purchase_days as (
 
     select
         customer_id,
-        {{ day_number('cast(ordered_at as date)') }} as day_number,
-        count(*) as completed_orders,
+        order_day,
         min(ordered_at) as first_ordered_at,
         max(ordered_at) as last_ordered_at
-    from {{ ref('stg_shop__orders') }}
-    where status = 'completed'
-      and {{ before_event_cutoff('ordered_at') }}
-    group by customer_id, cast(ordered_at as date)
-
-),
-
-stream as (
-
-    select
-        customer_id,
-        {{ day_number('as_of_date') }} as day_number,
-        as_of_date,
-        cast(null as {{ dbt.type_int() }}) as completed_orders,
-        cast(null as {{ dbt.type_timestamp() }}) as first_ordered_at,
-        cast(null as {{ dbt.type_timestamp() }}) as last_ordered_at
-    from spine
-
-    union all
-
-    select customer_id, day_number, cast(null as date), completed_orders, first_ordered_at, last_ordered_at
-    from purchase_days
+    from completed_orders
+    group by customer_id, order_day
 
 ),
 
 horizons as (
 
     select
-        customer_id,
-        as_of_date,
-        sum(completed_orders) over churn_horizon as orders_in_churn_horizon,
-        max(last_ordered_at) over churn_horizon as last_churn_horizon_order_at,
-        sum(completed_orders) over propensity_horizon as orders_in_propensity_horizon,
-        max(last_ordered_at) over propensity_horizon as last_propensity_horizon_order_at,
-        min(first_ordered_at) over {{ 'churn_horizon' if churn_horizon >= propensity_horizon else 'propensity_horizon' }}
-            as first_label_order_at
-    from stream
-    window
-        churn_horizon as (partition by customer_id order by day_number range between current row and {{ churn_horizon - 1 }} following),
-        propensity_horizon as (partition by customer_id order by day_number range between current row and {{ propensity_horizon - 1 }} following)
+        spine.customer_id,
+        spine.as_of_date,
+        max(case when days.order_day < spine.as_of_day + {{ churn_horizon }} then 1 else 0 end)
+            as purchased_in_churn_horizon,
+        max(case when days.order_day < spine.as_of_day + {{ propensity_horizon }} then 1 else 0 end)
+            as purchased_in_propensity_horizon,
+        min(days.first_ordered_at) as first_label_order_at,
+        max(case when days.order_day < spine.as_of_day + {{ churn_horizon }} then days.last_ordered_at end)
+            as last_churn_horizon_order_at,
+        max(case when days.order_day < spine.as_of_day + {{ propensity_horizon }} then days.last_ordered_at end)
+            as last_propensity_horizon_order_at
+    from spine
+    left join purchase_days as days
+        on spine.customer_id = days.customer_id
+        and days.order_day >= spine.as_of_day
+        and days.order_day < spine.as_of_day + {{ [churn_horizon, propensity_horizon] | max }}
+    group by spine.customer_id, spine.as_of_date
 
 )
 
@@ -79,12 +77,12 @@ select
     horizons.as_of_date,
     case
         when not calendar.churn_label_matured then null
-        when coalesce(horizons.orders_in_churn_horizon, 0) = 0 then 1
-        else 0
+        when horizons.purchased_in_churn_horizon = 1 then 0
+        else 1
     end as churn_label,
     case
         when not calendar.propensity_label_matured then null
-        when coalesce(horizons.orders_in_propensity_horizon, 0) > 0 then 1
+        when horizons.purchased_in_propensity_horizon = 1 then 1
         else 0
     end as purchase_label,
     {{ add_days(churn_horizon, 'horizons.as_of_date') }} as churn_label_matured_on,
@@ -95,4 +93,3 @@ select
 from horizons
 inner join calendar
     on horizons.as_of_date = calendar.as_of_date
-where horizons.as_of_date is not null

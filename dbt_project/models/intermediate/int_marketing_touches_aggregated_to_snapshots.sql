@@ -1,12 +1,16 @@
 {#- Marketing features per (customer, as-of date) from touches before the as-of date:
     touches and clicks per channel over the trailing 90 days, the latest click and the
-    channel of the latest touch ever.
-    Same stream technique as int_orders_aggregated_to_snapshots (frames end at 1 PRECEDING). -#}
+    channel of the latest touch ever. Each snapshot joins its customer's earlier touches
+    (same technique as int_orders_aggregated_to_snapshots); touches are joined as they
+    are, not rolled up per day first, which is faster here (few touches share a day). -#}
 {%- set channels = ['SEM', 'SEO', 'CRM', 'Display'] -%}
 
 with spine as (
 
-    select customer_id, as_of_date
+    select
+        customer_id,
+        as_of_date,
+        {{ day_number('as_of_date') }} as as_of_day
     from {{ ref('int_customers_snapshotted') }}
 
 ),
@@ -15,106 +19,76 @@ touches as (
 
     select
         customer_id,
+        {{ day_number('cast(touched_at as date)') }} as touch_day,
         touched_at,
-        cast(touched_at as date) as touch_date,
         channel,
-        case when clicked then 1 else 0 end as is_click,
-        -- the day's latest touch gives the day's last channel (touch_id breaks ties)
-        row_number() over (
-            partition by customer_id, cast(touched_at as date)
-            order by touched_at desc, touch_id desc
-        ) as recency_in_day
+        lower(channel) as channel_key,
+        case when clicked then 1 else 0 end as is_click
     from {{ ref('stg_shop__marketing_touches') }}
     where customer_id is not null
       and {{ before_event_cutoff('touched_at') }}
 
 ),
 
-touch_days as (
+last_90_days as (
 
     select
-        customer_id,
-        {{ day_number('touch_date') }} as day_number,
-        count(*) as touches,
-        sum(is_click) as clicks,
+        spine.customer_id,
+        spine.as_of_date,
+        count(touches.touch_day) as touches_90d,
+        coalesce(sum(touches.is_click), 0) as clicks_90d,
         {%- for channel in channels %}
-        sum(case when lower(channel) = '{{ channel | lower }}' then 1 else 0 end) as touches_{{ channel | lower }},
-        sum(case when lower(channel) = '{{ channel | lower }}' then is_click else 0 end) as clicks_{{ channel | lower }},
+        sum(case when touches.channel_key = '{{ channel | lower }}' then 1 else 0 end) as touches_90d_{{ channel | lower }},
+        sum(case when touches.channel_key = '{{ channel | lower }}' then touches.is_click else 0 end) as clicks_90d_{{ channel | lower }}{{ "," if not loop.last }}
         {%- endfor %}
-        max(case when recency_in_day = 1 then channel end) as last_channel,
-        max(touched_at) as last_touch_at
-    from touches
-    group by customer_id, touch_date
-
-),
-
-stream as (
-
-    select
-        customer_id,
-        {{ day_number('as_of_date') }} as day_number,
-        as_of_date,
-        cast(null as {{ dbt.type_int() }}) as touches,
-        cast(null as {{ dbt.type_int() }}) as clicks,
-        {%- for channel in channels %}
-        cast(null as {{ dbt.type_int() }}) as touches_{{ channel | lower }},
-        cast(null as {{ dbt.type_int() }}) as clicks_{{ channel | lower }},
-        {%- endfor %}
-        cast(null as {{ dbt.type_string() }}) as last_channel,
-        cast(null as {{ dbt.type_timestamp() }}) as last_touch_at
     from spine
-
-    union all
-
-    select
-        customer_id,
-        day_number,
-        cast(null as date),
-        touches,
-        clicks,
-        {%- for channel in channels %}
-        touches_{{ channel | lower }},
-        clicks_{{ channel | lower }},
-        {%- endfor %}
-        last_channel,
-        last_touch_at
-    from touch_days
+    left join touches
+        on spine.customer_id = touches.customer_id
+        and touches.touch_day < spine.as_of_day
+        and touches.touch_day >= spine.as_of_day - 90
+    group by spine.customer_id, spine.as_of_date
 
 ),
 
-aggregated as (
+latest as (
 
     select
-        customer_id,
-        as_of_date,
-        day_number,
-        sum(touches) over last_90_days as touches_90d,
-        sum(clicks) over last_90_days as clicks_90d,
-        {%- for channel in channels %}
-        sum(touches_{{ channel | lower }}) over last_90_days as touches_90d_{{ channel | lower }},
-        sum(clicks_{{ channel | lower }}) over last_90_days as clicks_90d_{{ channel | lower }},
-        {%- endfor %}
-        max(case when clicks > 0 then day_number end) over lifetime as last_click_day_number,
-        last_value(last_channel ignore nulls) over lifetime as last_touch_channel,
-        max(last_touch_at) over lifetime as last_touch_at
-    from stream
-    window
-        last_90_days as (partition by customer_id order by day_number range between 90 preceding and 1 preceding),
-        lifetime as (partition by customer_id order by day_number range between unbounded preceding and 1 preceding)
+        spine.customer_id,
+        spine.as_of_date,
+        spine.as_of_day - max(case when touches.is_click = 1 then touches.touch_day end) as days_since_last_click,
+        max(touches.touched_at) as last_touch_at
+    from spine
+    left join touches
+        on spine.customer_id = touches.customer_id
+        and touches.touch_day < spine.as_of_day
+    group by spine.customer_id, spine.as_of_date, spine.as_of_day
+
+),
+
+last_touch_channels as (
+
+    -- the channel of the latest touch (the greatest channel name if touches tie)
+    select
+        latest.customer_id,
+        latest.as_of_date,
+        max(touches.channel) as last_touch_channel
+    from latest
+    inner join touches
+        on latest.customer_id = touches.customer_id
+        and latest.last_touch_at = touches.touched_at
+    group by latest.customer_id, latest.as_of_date
 
 )
 
 select
-    customer_id,
-    as_of_date,
-    coalesce(touches_90d, 0) as touches_90d,
-    coalesce(clicks_90d, 0) as clicks_90d,
-    {%- for channel in channels %}
-    coalesce(touches_90d_{{ channel | lower }}, 0) as touches_90d_{{ channel | lower }},
-    coalesce(clicks_90d_{{ channel | lower }}, 0) as clicks_90d_{{ channel | lower }},
-    {%- endfor %}
-    day_number - last_click_day_number as days_since_last_click,
-    last_touch_channel,
-    last_touch_at
-from aggregated
-where as_of_date is not null
+    last_90_days.*,
+    latest.days_since_last_click,
+    last_touch_channels.last_touch_channel,
+    latest.last_touch_at
+from last_90_days
+inner join latest
+    on last_90_days.customer_id = latest.customer_id
+    and last_90_days.as_of_date = latest.as_of_date
+left join last_touch_channels
+    on last_90_days.customer_id = last_touch_channels.customer_id
+    and last_90_days.as_of_date = last_touch_channels.as_of_date

@@ -1,0 +1,416 @@
+"""Local servers for the three doors: the Airflow UI/API and scheduler, and the MLflow UI.
+
+``up()`` starts Airflow 3's components (scheduler, dag-processor, triggerer, api-server) and an
+MLflow tracking server, all bound to 127.0.0.1 with their state under ``.local/``, and waits
+until both answer their health checks. ``down()`` stops exactly the processes ``up()``
+started (PID files under ``.local/run/``; each component runs in its own process group).
+``status()`` reports what is running.
+
+Airflow's tasks get ``MLFLOW_TRACKING_URI`` pointing at the MLflow server; in-process runs
+(``ml run``) keep using the SQLite file directly. Both see one registry because the server
+serves the same SQLite file, and experiments keep file:// artifact locations under
+``MLFLOW_ARTIFACTS_DIR`` (``--default-artifact-root``) that both can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml.settings import REPO_ROOT, Settings, airflow_environment, dbt_environment, get_settings
+
+HOST = "127.0.0.1"
+ADMIN_USER = "admin"
+SIMPLE_AUTH_MANAGER = (
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+# Stopped first to last: the scheduler stops handing out work before the API its tasks report to.
+AIRFLOW_COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the servers live: ports, URLs and the files ``up``/``down`` share."""
+
+    settings: Settings
+    airflow_port: int
+    mlflow_port: int
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{HOST}:{self.airflow_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{HOST}:{self.mlflow_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.local_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.local_dir / "logs"
+
+    @property
+    def password_file(self) -> Path:
+        return self.settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    @property
+    def external_mlflow(self) -> bool:
+        """MLFLOW_TRACKING_URI already names a server: use it instead of starting one."""
+        return self.settings.mlflow_tracking_uri.startswith(("http://", "https://"))
+
+    @property
+    def tracking_uri_for_airflow(self) -> str:
+        return self.settings.mlflow_tracking_uri if self.external_mlflow else self.mlflow_url
+
+    def components(self) -> list[str]:
+        return [*AIRFLOW_COMPONENTS, *([] if self.external_mlflow else ["mlflow"])]
+
+
+def layout() -> Layout:
+    return Layout(get_settings(), _port("AIRFLOW_PORT", 8080), _port("MLFLOW_PORT", 5000))
+
+
+def _port(var: str, default: int) -> int:
+    value = os.environ.get(var, str(default))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ServerError(f"{var} must be a TCP port number, got {value!r}")
+    return int(value)
+
+
+# ---------------------------------------------------------------- environment and commands
+def server_environment(lay: Layout) -> dict[str, str]:
+    """The environment every component runs with: the platform's Airflow and dbt settings,
+    Airflow bound to 127.0.0.1:<port> with SimpleAuthManager, tasks logging to the MLflow server."""
+    s = lay.settings
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        **airflow_environment(s),
+        **dbt_environment(s),
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "PLATFORM_LOCAL_DIR": str(s.local_dir),
+        "MLFLOW_ARTIFACTS_DIR": str(s.mlflow_artifacts_dir),
+        "MLFLOW_TRACKING_URI": lay.tracking_uri_for_airflow,
+        "MLFLOW_UI_URL": os.environ.get("MLFLOW_UI_URL", lay.tracking_uri_for_airflow),
+        "AIRFLOW__API__HOST": HOST,
+        "AIRFLOW__API__PORT": str(lay.airflow_port),
+        "AIRFLOW__API__BASE_URL": lay.airflow_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{lay.airflow_url}/execution/",
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(lay.password_file),
+        # The scheduler's health server would bind 0.0.0.0:8974; the API's health endpoint
+        # reports the scheduler's heartbeat instead.
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "PYTHONUNBUFFERED": "1",
+        # MLflow's GenAI job runner (seven huey consumers) is not used by this platform.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
+    return env
+
+
+def _command(lay: Layout, name: str) -> list[str]:
+    if name == "mlflow":
+        s = lay.settings
+        return [sys.executable, "-m", "mlflow", "server",
+                "--backend-store-uri", s.mlflow_tracking_uri,
+                "--default-artifact-root", s.mlflow_artifacts_dir.as_uri(),
+                "--artifacts-destination", str(s.mlflow_artifacts_dir),
+                "--host", HOST, "--port", str(lay.mlflow_port), "--workers", "1"]
+    airflow = [sys.executable, "-m", "airflow"]
+    if name == "api-server":
+        return [*airflow, "api-server", "--host", HOST, "--port", str(lay.airflow_port)]
+    if name in ("scheduler", "triggerer"):
+        # Task logs are files under AIRFLOW_HOME that the api-server reads directly; the log
+        # server these would start binds every interface.
+        return [*airflow, name, "--skip-serve-logs"]
+    return [*airflow, name]
+
+
+# ---------------------------------------------------------------- PID files
+def _pid_file(lay: Layout, name: str) -> Path:
+    return lay.run_dir / f"{name}.pid"
+
+
+def _process(lay: Layout, name: str):
+    """The live process a PID file names, or None (no file, dead, or the PID was reused)."""
+    import psutil
+
+    path = _pid_file(lay, name)
+    try:
+        record = json.loads(path.read_text())
+        proc = psutil.Process(record["pid"])
+        if abs(proc.create_time() - record["create_time"]) > 1 or \
+                proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except (OSError, ValueError, KeyError, psutil.Error):
+        return None
+
+
+def _write_pid_file(lay: Layout, name: str, pid: int, argv: list[str], log: Path) -> None:
+    import psutil
+
+    record = {"pid": pid, "create_time": psutil.Process(pid).create_time(), "argv": argv,
+              "log": str(log)}
+    path = _pid_file(lay, name)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+
+
+def _clear_stale_airflow_pid_files(lay: Layout) -> None:
+    """PID files left by daemonised Airflow commands (``airflow scheduler -D``) after a crash."""
+    import psutil
+
+    for path in lay.settings.airflow_home.glob("airflow-*.pid"):
+        try:
+            alive = psutil.pid_exists(int(path.read_text().strip()))
+        except (OSError, ValueError):
+            alive = False
+        if not alive:
+            path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- admin password
+def admin_password(lay: Layout) -> str:
+    """PLATFORM_ADMIN_PASSWORD if set, else the one generated on the first ``up`` (kept in the
+    passwords file SimpleAuthManager reads, mode 0600, under .local/)."""
+    path = lay.password_file
+    wanted = os.environ.get("PLATFORM_ADMIN_PASSWORD")
+    try:
+        stored = json.loads(path.read_text()).get(ADMIN_USER)
+    except (OSError, ValueError, AttributeError):
+        stored = None
+    password = wanted or stored or secrets.token_urlsafe(12)
+    if password != stored:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({ADMIN_USER: password}, handle)
+        tmp.replace(path)
+    path.chmod(0o600)
+    return password
+
+
+# ---------------------------------------------------------------- health
+def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (OSError, ValueError):
+        return 0, b""
+
+
+def airflow_health(lay: Layout) -> dict[str, str]:
+    """Status per Airflow component from ``/api/v2/monitor/health`` (empty when unreachable)."""
+    code, body = _get(f"{lay.airflow_url}/api/v2/monitor/health")
+    if code != 200:
+        return {}
+    try:
+        return {k: (v or {}).get("status") or "unknown" for k, v in json.loads(body).items()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def mlflow_healthy(lay: Layout) -> bool:
+    if lay.external_mlflow:
+        return True
+    return _get(f"{lay.mlflow_url}/health")[0] == 200
+
+
+def _airflow_healthy(lay: Layout) -> bool:
+    health = airflow_health(lay)
+    return bool(health) and all(health.get(k) == "healthy" for k in
+                                ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------- up / down / status
+def _prepare(lay: Layout) -> None:
+    """The metadata DB, the warehouse pool and the dbt manifest the DAGs render from."""
+    from ml.orchestration import ensure_airflow_ready
+
+    if not lay.settings.dbt_manifest_path.exists():
+        from ml.dbt import compile_manifest
+
+        compile_manifest()
+    ensure_airflow_ready()
+
+
+def _start(lay: Layout, name: str, env: dict[str, str]) -> None:
+    argv = _command(lay, name)
+    log = lay.log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    _write_pid_file(lay, name, proc.pid, argv, log)
+
+
+def up(timeout: float = 240.0, echo=print) -> dict:
+    """Start whatever is not running yet and wait until Airflow and MLflow answer."""
+    lay = layout()
+    for path in (lay.run_dir, lay.log_dir, lay.settings.mlflow_artifacts_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    dead = [name for name in lay.components() if _process(lay, name) is None]
+    for name in dead:
+        _pid_file(lay, name).unlink(missing_ok=True)
+    ports = {"api-server": lay.airflow_port, "mlflow": lay.mlflow_port}
+    busy = [f"{name} port {ports[name]}" for name in dead
+            if name in ports and _port_in_use(ports[name])]
+    if busy:
+        raise ServerError(f"in use by another program: {', '.join(busy)} (set AIRFLOW_PORT / "
+                          "MLFLOW_PORT to pick others, or stop it)")
+    password = admin_password(lay)
+    if dead:
+        echo(f"preparing local state under {lay.settings.local_dir} ...")
+        _prepare(lay)
+        _clear_stale_airflow_pid_files(lay)
+        env = server_environment(lay)
+        for name in dead:
+            _start(lay, name, env)
+        echo(f"started {', '.join(dead)}; waiting for the health checks ...")
+    _wait_healthy(lay, timeout)
+    info = status(echo=None)
+    echo(login_text(lay, password))
+    return {**info, "password": password}
+
+
+def _wait_healthy(lay: Layout, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        for name in lay.components():
+            if _process(lay, name) is None:
+                log = lay.log_dir / f"{name}.log"
+                raise ServerError(f"{name} exited during start-up; last lines of {log}:\n"
+                                  f"{_log_tail(log)}")
+        if _airflow_healthy(lay) and mlflow_healthy(lay):
+            return
+        if time.monotonic() > deadline:
+            raise ServerError(
+                f"not healthy after {timeout:.0f}s: Airflow {airflow_health(lay) or 'down'}, "
+                f"MLflow {'up' if mlflow_healthy(lay) else 'unreachable'}; logs in {lay.log_dir}")
+        time.sleep(1.0)
+
+
+def login_text(lay: Layout, password: str) -> str:
+    return "\n".join([
+        f"Airflow  {lay.airflow_url}  (user {ADMIN_USER}, password {password})",
+        f"MLflow   {lay.tracking_uri_for_airflow}  "
+        f"(registered models: {lay.tracking_uri_for_airflow}/#/models)",
+        f"password file: {lay.password_file} (set PLATFORM_ADMIN_PASSWORD to choose it)",
+        f"logs: {lay.log_dir}    stop with: make down",
+    ])
+
+
+def down(timeout: float = 30.0, echo=print) -> list[str]:
+    """Stop the processes ``up`` started: SIGTERM to each process group (and any descendant
+    that left it), SIGKILL whatever is still alive after ``timeout`` seconds."""
+    import psutil
+
+    lay = layout()
+    stopped, victims = [], []
+    for name in lay.components():
+        proc = _process(lay, name)
+        if proc is not None:
+            try:
+                tree = [proc, *proc.children(recursive=True)]
+            except psutil.Error:
+                tree = [proc]
+            victims.append((name, proc.pid, tree))
+            stopped.append(name)
+    for _, pgid, tree in victims:
+        _signal(pgid, tree, signal.SIGTERM)
+    alive = [p for _, _, tree in victims for p in tree]
+    _, alive = psutil.wait_procs(alive, timeout=timeout)
+    if alive:
+        for _, pgid, tree in victims:
+            _signal(pgid, [p for p in tree if p in alive], signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=10)
+    for name in lay.components():
+        _pid_file(lay, name).unlink(missing_ok=True)
+    if echo:
+        echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+    return stopped
+
+
+def _signal(pgid: int, procs, sig: int) -> None:
+    import psutil
+
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def status(echo=print) -> dict:
+    """Running/stopped per component with PIDs, health and URLs."""
+    lay = layout()
+    components = {}
+    for name in lay.components():
+        proc = _process(lay, name)
+        components[name] = {"running": proc is not None, "pid": proc.pid if proc else None}
+    health = airflow_health(lay)
+    info = {
+        "airflow_url": lay.airflow_url,
+        "mlflow_url": lay.tracking_uri_for_airflow,
+        "components": components,
+        "airflow_health": health,
+        "mlflow_healthy": mlflow_healthy(lay),
+        "running": all(c["running"] for c in components.values()),
+    }
+    if echo:
+        for name, comp in components.items():
+            state = f"running (pid {comp['pid']})" if comp["running"] else "stopped"
+            echo(f"{name:14} {state}")
+        echo(f"Airflow  {lay.airflow_url}  health: "
+             + (", ".join(f"{k} {v}" for k, v in health.items()) or "unreachable"))
+        echo(f"MLflow   {lay.tracking_uri_for_airflow}  "
+             + ("healthy" if info["mlflow_healthy"] else "unreachable"))
+    return info
+
+
+def is_running() -> bool:
+    """Whether any server component started by ``up`` is alive (in-process runs against the
+    same metadata DB would race the scheduler)."""
+    lay = layout()
+    return any(_process(lay, name) is not None for name in lay.components())
