@@ -20,7 +20,7 @@ from cosmos import (
     RenderConfig,
     TestBehavior,
 )
-from cosmos.constants import ExecutionMode, InvocationMode
+from cosmos.constants import InvocationMode
 
 from ml.assets import FEATURES_ASSET
 from ml.orchestration import WAREHOUSE_POOL
@@ -35,8 +35,8 @@ DOC = """
 Builds the point-in-time feature and label marts from the raw tables.
 
 1. **check_raw_data**: the required `raw.orders` table exists and is not empty.
-2. **dbt**: every dbt model (staging -> intermediate -> marts), each followed by its
-   tests. A failing test (null customer ids, duplicate order ids, negative revenue,
+2. **dbt**: one task per dbt model (staging -> intermediate -> marts), each a `dbt build`
+   of the model followed by its tests. A failing test (null customer ids, duplicate order ids, negative revenue,
    orders after the load time, leakage) stops the run before any mart is replaced.
 3. **publish_features**: row counts and data window; on success it updates the
    `features` Asset, which schedules every model's training DAG.
@@ -108,14 +108,16 @@ def features():
             target_name=settings.dbt_target,
             profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
         ),
-        # One `dbt build` (DuckDB takes one writer) with a sensor task per model and test.
-        # dbt runs in a subprocess so its DuckDB handle closes with it.
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
-                                         invocation_mode=InvocationMode.SUBPROCESS,
+        # dbt runs in a subprocess so its DuckDB handle closes with the task (one writer).
+        execution_config=ExecutionConfig(invocation_mode=InvocationMode.SUBPROCESS,
                                          dbt_executable_path=DBT_EXECUTABLE),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
+            # `dbt build` per model: the model, then its tests; a failing test fails the task
+            # and nothing downstream is rebuilt. Tests spanning several models (relationships)
+            # run in their own task once all their parents are built.
+            test_behavior=TestBehavior.BUILD,
+            should_detach_multiple_parents_tests=True,
             emit_datasets=False,
         ),
         operator_args={

@@ -9,34 +9,37 @@ most contacts it can take). Contacting ``i`` through ``c`` is worth, in expectat
 
 The plan gives each customer at most one channel, only where ``e_ic > 0``, to maximise the
 sum of ``e`` subject to the budget (sum of contact costs) and the capacities: a
-multiple-choice knapsack problem (MCKP) with side constraints.
+multiple-choice knapsack problem (MCKP) with side constraints. Customers with at least one
+option worth contacting are the *candidates*.
 
-Two solvers, both of which never exceed the budget or a capacity:
+The structure that makes it tractable: every customer ranks the channels the same way
+(``e_ic`` depends on the customer only through ``a_i = p_i v_i``), so once the number of
+contacts per channel is fixed, the best plan gives the customers with the largest ``a`` to
+the channels with the largest save rate, in consecutive blocks (the rearrangement
+inequality). The problem collapses to choosing a handful of counts, whatever the number of
+customers (see ``_best_counts``). Two solvers, both of which never exceed the budget or a
+capacity:
 
-- ``greedy`` (always run; the answer above ``exact_max_customers`` candidates, i.e.
-  customers with at least one option worth contacting): Sinha & Zoltners (1979). Per
-  customer keep only the LP-undominated options (the upper convex hull of (cost, value)
-  starting at "no contact"), then buy the hull's incremental steps in order of value per
-  unit of cost while the budget lasts. Capacities enter through their LP shadow prices
-  ``mu_c``: hulls are built on ``e_ic - mu_c``, so a channel that is full in the LP optimum
-  attracts only the customers for whom it beats their next-best channel by more than its
-  scarcity; capacities are then enforced exactly while buying, a customer refused by a full
-  channel is re-routed to their best channel with room, and a final top-up uses whatever
-  budget and capacity is left.
-- ``milp`` (up to ``exact_max_customers`` candidates): exact. Reduced-cost fixing against
-  the greedy plan and the LP prices fixes every customer whose alternatives provably cannot
-  beat it; ``scipy.optimize.milp`` (HiGHS, binary ``x_ic``) solves the remaining core, which
-  is small when the greedy is near the bound (20k candidates: well under a second).
+- ``milp`` (up to ``exact_max_customers`` candidates): exact. ``scipy.optimize.milp``
+  (HiGHS) on the whole counts, with the concave top-``t`` sums of ``a`` as lazily added
+  cutting planes; checked against brute force and against the per-customer binary MILP,
+  which HiGHS could not always finish (its presolve alone took minutes at 20k candidates,
+  ignoring the time limit, and small knapsack-like instances ran out the 30 s).
+- ``greedy`` (above that): Sinha & Zoltners (1979). Per customer keep only the
+  LP-undominated options (the upper convex hull of (cost, value) starting at "no contact"),
+  then buy the hulls' incremental steps in order of value per unit of cost while the budget
+  lasts. Capacities enter through their LP shadow prices ``mu_c``: hulls are built on
+  ``e_ic - mu_c``, so a channel that is full in the LP optimum attracts only the customers
+  for whom it beats their next-best channel by more than its scarcity. Capacities are then
+  enforced exactly while buying: a customer refused by a full channel is re-routed to their
+  best channel with room, and a top-up spends whatever budget and capacity is left. The LP
+  optimum rounded down to whole counts is a second candidate; the better plan is returned.
 
-Both report the LP relaxation bound (budget *and* capacities, exactly) and the relative gap
+Both report the LP relaxation bound (budget *and* capacities, solved exactly with
+``linprog`` on the same count formulation) and the relative gap
 ``(lp_bound - objective) / lp_bound``, an upper bound on how far the plan is from the true
-optimum. The LP uses the model's rank-one structure: every customer ranks the channels the
-same way (``e_ic`` depends on the customer only through ``a_i = p_i v_i``), so for given
-channel counts the best fractional assignment gives the customers with the largest ``a`` to
-the channels with the largest save rate. The LP collapses to a concave programme in the
-per-channel counts, solved with ``linprog`` (HiGHS) by cutting planes on the concave
-top-``t`` sum of ``a`` (a handful of variables, whatever ``n``); its shadow prices give the
-bound as a Lagrangian dual value, which is an upper bound whatever the solver's accuracy.
+optimum. The reported bound is the Lagrangian dual value at the LP's shadow prices: equal
+to the LP optimum, and an upper bound whatever the solver's accuracy.
 """
 
 from __future__ import annotations
@@ -44,30 +47,29 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 log = logging.getLogger(__name__)
 
 # HiGHS stops once the incumbent is provably within this relative distance of the optimum.
-MIP_REL_GAP = 1e-6
-# Cutting planes on the LP bound stop when the model over-estimates the top-t sums by less
-# than this (relative to the sum of all a), or after LP_MAX_ROUNDS rounds (still a bound).
-LP_TOLERANCE = 1e-10
-LP_MAX_ROUNDS = 200
-# Reduced-cost fixing keeps options within this (relative to the bound) of the cut-off, so
-# rounding cannot fix away an optimal option.
-FIXING_TOLERANCE = 1e-9
+MIP_REL_GAP = 1e-9
+# Cutting planes on A stop when the model over-estimates it by less than this (relative to
+# the sum of all a), or after MAX_CUT_ROUNDS rounds (an LP bound then stays a valid bound).
+CUT_TOLERANCE = 1e-10
+MAX_CUT_ROUNDS = 200
+# Whole counts in the LP optimum may come back a hair below the integer.
+ROUNDING_TOLERANCE = 1e-6
 # Relative slack on the greedy's running budget, so rounding in long sums of costs does not
 # leave an exactly affordable contact out; the final spend is checked without slack.
 BUDGET_SLACK = 1e-9
-# Relative reduction of the capacities' shadow prices in the greedy (see _greedy).
+# Relative reduction of the capacity prices in the greedy's hulls (see _ladder).
 PRICE_SHADING = 1e-6
 # At most this many rounds of the greedy's top-up (each round moves at least one customer).
 TOP_UP_ROUNDS = 20
@@ -90,7 +92,9 @@ class Allocation:
     spend: float  # sum of contact costs
     method: Literal["milp", "greedy"]
     lp_bound: float  # LP relaxation optimum (budget and capacities), >= any plan's objective
-    gap: float  # (lp_bound - objective) / lp_bound, 0 when the bound is 0
+    # (lp_bound - objective) / lp_bound, 0 when the bound is 0: at most the distance from
+    # the optimum (for a milp plan, the optimum's own distance from the LP bound)
+    gap: float
     per_channel: dict[str, int]  # contacts per channel name
 
     @property
@@ -133,51 +137,25 @@ def expected_values(p, v, channels: list[Channel]) -> np.ndarray:
     """The (n, C) matrix of e_ic = p_i * s_c * v_i - k_c."""
     validate_channels(channels)
     p, v = _customer_arrays(p, v)
-    costs, save_rates, _ = _channel_arrays(channels)
-    return np.outer(p * v, save_rates) - costs
+    return np.outer(p * v, [c.save_rate for c in channels]) - [c.cost for c in channels]
 
 
 def allocate(p, v, channels: list[Channel], budget: float,
              exact_max_customers: int = 20_000, time_limit_s: float = 30) -> Allocation:
     """The best plan for ``budget``: exact MILP for up to ``exact_max_customers`` candidates
-    (customers with an option worth contacting), the Sinha-Zoltners greedy above that.
-
-    If HiGHS hits ``time_limit_s`` on the core before proving optimality, the better of its
-    incumbent and the greedy plan is returned (``method`` says which)."""
+    (customers with an option worth contacting), the greedy above that, or if HiGHS does not
+    prove optimality within ``time_limit_s`` (``method`` says which)."""
     budget = _positive_budget(budget)
-    values = expected_values(p, v, channels)
-    p, v = _customer_arrays(p, v)
-    costs, save_rates, capacities = _channel_arrays(channels)
-    candidates = np.flatnonzero((values > 0).any(axis=1))
-    candidate_values = values[candidates]
-    prices = _lp_prices(p[candidates] * v[candidates], costs, save_rates, capacities, budget)
-    lp_bound = prices.bound(candidate_values, costs, capacities, budget)
-    method, choice = "greedy", _greedy(candidate_values, costs, capacities, budget,
-                                       prices.capacity)
-    if candidates.size <= exact_max_customers:
-        exact, proven_optimal = _exact(candidate_values, costs, capacities, budget, prices,
-                                       lp_bound, choice, time_limit_s)
-        if proven_optimal or _value(exact, candidate_values) > _value(choice, candidate_values):
-            method, choice = "milp", exact
-        else:
-            log.warning("MILP stopped at its %.0f s limit; the greedy plan is better",
-                        time_limit_s)
-    choice = _within_budget(choice, candidate_values, costs, budget)
-
-    channel_index = np.full(values.shape[0], -1, dtype=np.int64)
-    channel_index[candidates] = choice
-    counts = np.bincount(choice[choice >= 0], minlength=len(channels))
-    objective = _value(choice, candidate_values)
-    lp_bound = max(lp_bound, objective)  # equal when the LP is integral, up to rounding
-    return Allocation(
-        channel_index=channel_index,
-        objective=objective,
-        spend=_spend(counts, costs),
-        method=method,
-        lp_bound=lp_bound,
-        gap=(lp_bound - objective) / lp_bound if lp_bound > 0 else 0.0,
-        per_channel={c.name: int(n) for c, n in zip(channels, counts, strict=True)},
-    )
+    instance = _Instance.build(p, v, channels)
+    relaxation = _relaxation(instance, budget)
+    bound = relaxation.bound(instance, budget)
+    if instance.candidates.size <= exact_max_customers:
+        optimum = _optimum(instance, budget, time_limit_s)
+        if optimum is not None:
+            return _allocation(instance, channels, optimum, "milp", bound, budget)
+        log.warning("MILP stopped at its %.0f s limit; returning the greedy plan", time_limit_s)
+    choice = _heuristic(instance, _ladder(instance, relaxation), budget, relaxation)
+    return _allocation(instance, channels, choice, "greedy", bound, budget)
 
 
 def frontier(p, v, channels: list[Channel], budgets: Sequence[float]) -> pd.DataFrame:
@@ -187,11 +165,22 @@ def frontier(p, v, channels: list[Channel], budgets: Sequence[float]) -> pd.Data
     - ``expected_return``: expected retained value, sum of p_i * s_c * v_i over the contacted;
     - ``net_value``: expected_return - spend (the optimiser's objective);
     - ``roi``: net_value / spend (NaN when nothing is spent);
-    - ``n_contacted`` and ``gap`` (to the LP bound) for context."""
-    rows = []
+    - ``n_contacted`` and ``gap`` (to the LP bound) for context.
+
+    The same plans as ``allocate(..., exact_max_customers=0)``; consecutive budgets at which
+    no capacity binds (or the capacity prices agree) share the hulls and their sorting."""
+    budgets = [_positive_budget(budget) for budget in budgets]
+    instance = _Instance.build(p, v, channels)
+    rows, ladder = [], None
     for budget in budgets:
-        plan = allocate(p, v, channels, budget, exact_max_customers=0)
-        rows.append({"budget": float(budget), "spend": plan.spend,
+        relaxation = _relaxation(instance, budget)
+        if ladder is None or not np.array_equal(ladder.capacity_prices,
+                                                relaxation.capacity_prices):
+            ladder = _ladder(instance, relaxation)
+        plan = _allocation(instance, channels,
+                           _heuristic(instance, ladder, budget, relaxation), "greedy",
+                           relaxation.bound(instance, budget), budget)
+        rows.append({"budget": budget, "spend": plan.spend,
                      "expected_return": plan.expected_return, "net_value": plan.objective,
                      "roi": _ratio(plan.objective, plan.spend),
                      "n_contacted": int(plan.contacted.sum()), "gap": plan.gap})
@@ -203,13 +192,8 @@ def assign_control_group(score_deciles, share: float, seed: int) -> np.ndarray:
     """A stratified random holdout: within each decile ``d`` of ``n_d`` customers exactly
     ``round(share * n_d)`` (Python's round, half to even) are marked True. The same
     deciles, share and seed give the same group."""
-    if not _is_number(share) or not 0 <= share <= 0.5:
-        raise ValueError(f"share must be in [0, 0.5], got {share!r}")
-    deciles = np.asarray(score_deciles)
-    if deciles.ndim != 1:
-        raise ValueError(f"score_deciles must be one-dimensional, got shape {deciles.shape}")
-    if deciles.dtype.kind == "f" and np.isnan(deciles).any():
-        raise ValueError("score_deciles has missing values")
+    _check_share(share)
+    deciles = _deciles(score_deciles)
     strata, stratum = np.unique(deciles, return_inverse=True)
     sizes = np.bincount(stratum, minlength=strata.size)
     held_out = np.array([round(share * size) for size in sizes], dtype=np.int64)
@@ -236,27 +220,28 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
     Returns the optimiser's plan unchanged (control customers keep the channel they would
     have had, for per-channel read-outs), ``is_control`` (True only for selected customers),
     and a summary of the treated only: the contact list is
-    ``allocation.channel_index >= 0 & ~is_control``."""
+    ``(allocation.channel_index >= 0) & ~is_control``."""
+    _check_share(control_share)
+    deciles = _deciles(deciles)
+    if deciles.shape != np.shape(p):
+        raise ValueError(f"deciles has shape {deciles.shape}, expected {np.shape(p)} "
+                         "(one per customer)")
     allocation = allocate(p, v, channels, budget, exact_max_customers=exact_max_customers)
-    deciles = np.asarray(deciles)
-    if deciles.shape != allocation.channel_index.shape:
-        raise ValueError(f"deciles has shape {deciles.shape}, expected "
-                         f"{allocation.channel_index.shape} (one per customer)")
     selected = np.flatnonzero(allocation.contacted)
     is_control = np.zeros(allocation.channel_index.size, dtype=bool)
     is_control[selected] = assign_control_group(deciles[selected], control_share, seed)
 
-    treated = allocation.contacted & ~is_control
+    treated = np.flatnonzero(allocation.contacted & ~is_control)
     channel = allocation.channel_index[treated]
-    costs, _, _ = _channel_arrays(channels)
     incremental = float(expected_values(p, v, channels)[treated, channel].sum())
-    spend = _spend(np.bincount(channel, minlength=len(channels)), costs)
+    spend = _spend(np.bincount(channel, minlength=len(channels)),
+                   np.array([c.cost for c in channels]))
     summary = {
         "spend": spend,
         "expected_incremental_value": incremental,
         "expected_return": incremental + spend,
         "roi": _ratio(incremental, spend),
-        "n_treated": int(treated.sum()),
+        "n_treated": int(treated.size),
         "n_control": int(is_control.sum()),
         "method": allocation.method,
         "gap": allocation.gap,
@@ -264,46 +249,110 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
     return allocation, is_control, summary
 
 
-# --- the LP bound --------------------------------------------------------------------------
+# --- the problem, its LP relaxation and the exact solver -----------------------------------
 
 @dataclass(frozen=True)
-class _Prices:
-    """Shadow prices of the LP relaxation: of one unit of budget, and of one more contact
-    in each channel (0 where uncapped)."""
+class _Instance:
+    """The validated inputs, reduced to the candidates."""
 
-    budget: float
-    capacity: np.ndarray
+    n_customers: int
+    candidates: np.ndarray  # positions of the candidates among the customers
+    values: np.ndarray  # (m, C) e_ic of the candidates
+    by_appeal: np.ndarray  # the candidates (0..m-1) by a_i = p_i * v_i, largest first
+    appeal: np.ndarray  # a_i in that order (all the LP needs of them)
+    costs: np.ndarray
+    save_rates: np.ndarray
+    capacities: np.ndarray  # inf where uncapped
 
-    def reduced_values(self, values, costs) -> np.ndarray:
-        return values - self.budget * costs - self.capacity
+    @classmethod
+    def build(cls, p, v, channels: list[Channel]) -> _Instance:
+        values = expected_values(p, v, channels)
+        p, v = _customer_arrays(p, v)
+        candidates = np.flatnonzero((values > 0).any(axis=1))
+        appeal = p[candidates] * v[candidates]
+        by_appeal = np.argsort(-appeal, kind="stable")
+        return cls(
+            n_customers=values.shape[0],
+            candidates=candidates,
+            values=values[candidates],
+            by_appeal=by_appeal,
+            appeal=appeal[by_appeal],
+            costs=np.array([c.cost for c in channels], dtype=np.float64),
+            save_rates=np.array([c.save_rate for c in channels], dtype=np.float64),
+            capacities=np.array([np.inf if c.capacity is None else c.capacity
+                                 for c in channels], dtype=np.float64),
+        )
 
-    def bound(self, values, costs, capacities, budget) -> float:
+    def value(self, choice: np.ndarray) -> float:
+        """Objective of a choice (channel per candidate or -1)."""
+        contacted = np.flatnonzero(choice >= 0)
+        return float(self.values[contacted, choice[contacted]].sum())
+
+    def counts(self, choice: np.ndarray) -> np.ndarray:
+        return np.bincount(choice[choice >= 0], minlength=self.costs.size)
+
+
+@dataclass(frozen=True)
+class _Relaxation:
+    """The LP relaxation's optimum: its contacts per channel (fractional) and its shadow
+    prices, of one unit of budget and of one more contact in each channel (0 if uncapped)."""
+
+    counts: np.ndarray
+    budget_price: float
+    capacity_prices: np.ndarray
+
+    def bound(self, instance: _Instance, budget: float) -> float:
         """The Lagrangian dual value: an upper bound on every plan's objective whatever the
         prices (weak duality), equal to the LP optimum at the LP's own prices."""
-        capped = self.capacity > 0
-        best = np.maximum(self.reduced_values(values, costs).max(axis=1, initial=0.0), 0.0)
-        return (self.budget * budget + float(self.capacity[capped] @ capacities[capped])
+        capped = self.capacity_prices > 0
+        reduced = (instance.values - self.budget_price * instance.costs
+                   - self.capacity_prices)
+        best = np.maximum(reduced.max(axis=1, initial=0.0), 0.0)
+        return (self.budget_price * budget
+                + float(self.capacity_prices[capped] @ instance.capacities[capped])
                 + float(best.sum()))
 
 
-def _lp_prices(a, costs, save_rates, capacities, budget) -> _Prices:
-    """The LP relaxation's shadow prices, solved exactly through its rank-one structure.
+def _relaxation(instance: _Instance, budget: float) -> _Relaxation:
+    """The LP relaxation: its optimum and shadow prices."""
+    counts, result = _best_counts(instance, budget, whole=False)
+    if result is None:
+        return _Relaxation(counts, 0.0, np.zeros(counts.size))
+    capacity_prices = np.zeros(counts.size)
+    capacity_prices[_by_save_rate(instance)] = np.maximum(
+        -result.upper.marginals[:counts.size], 0.0)
+    return _Relaxation(counts, max(-float(result.ineqlin.marginals[0]), 0.0), capacity_prices)
 
-    With channels ordered by save rate (s_1 >= s_2 >= ...), counts n_j and cumulative counts
-    N_j = n_1 + ... + n_j, the best fractional plan is worth
+
+def _optimum(instance: _Instance, budget: float, time_limit_s: float) -> np.ndarray | None:
+    """The optimal plan (channel per candidate or -1), or None if HiGHS ran out of time."""
+    counts, _ = _best_counts(instance, budget, whole=True, time_limit_s=time_limit_s)
+    return None if counts is None else _blocks(instance, counts)
+
+
+def _best_counts(instance: _Instance, budget: float, whole: bool,
+                 time_limit_s: float = math.inf) -> tuple[np.ndarray | None, object]:
+    """The best number of contacts per channel, fractional (the LP relaxation) or whole (the
+    problem itself), and the last HiGHS result (None when there are no candidates).
+
+    Every customer ranks the channels the same way (e_ic depends on the customer only through
+    a_i = p_i v_i), so for given counts the best plan gives the customers with the largest a
+    to the channels with the largest save rate, in consecutive blocks (the rearrangement
+    inequality; fractionally as well). With channels ordered by save rate (s_1 >= s_2 >= ...)
+    and cumulative counts N_j = n_1 + ... + n_j, the plan is worth
         sum_j (s_j - s_{j+1}) * A(N_j) - sum_j k_j n_j,   s_{C+1} = 0,
     where A(t) is the sum of the t largest a (linear between integers, so concave). Maximise
-    over n subject to the budget, the capacities and N_C <= m, with A represented by its
-    tangents (cutting planes added where the model over-estimates)."""
-    n_channels = costs.size
-    m = a.size
+    over n subject to the budget, the capacities and N_C <= m, with each A(N_j) represented
+    by its tangents, added as cutting planes where the model over-estimates it: a handful of
+    variables whatever the number of customers."""
+    top, costs, capacities = instance.appeal, instance.costs, instance.capacities
+    n_channels, m = costs.size, top.size
     if m == 0:
-        return _Prices(0.0, np.zeros(n_channels))
-    top = np.sort(a)[::-1]
+        return np.zeros(n_channels), None
     prefix = np.concatenate([[0.0], np.cumsum(top)])
 
-    order = np.argsort(-save_rates, kind="stable")
-    rates = save_rates[order]
+    order = _by_save_rate(instance)
+    rates = instance.save_rates[order]
     weights = rates - np.append(rates[1:], 0.0)
     curved = np.flatnonzero(weights > 0)  # channels j whose A(N_j) enters the objective
     cumulative = np.tril(np.ones((n_channels, n_channels)))
@@ -314,16 +363,18 @@ def _lp_prices(a, costs, save_rates, capacities, budget) -> _Prices:
 
     objective = np.concatenate([costs[order], -weights[curved]])  # minimised
     base_rows = [np.concatenate([costs[order], np.zeros(curved.size)]),
-                  np.concatenate([np.ones(n_channels), np.zeros(curved.size)])]
+                 np.concatenate([np.ones(n_channels), np.zeros(curved.size)])]
     base_rhs = [budget, m]
-    capped = capacities[order] < m
-    bounds = [(0, capacities[j] if capped[k] else None) for k, j in enumerate(order)]
-    bounds += [(None, None)] * curved.size
+    lower = np.concatenate([np.zeros(n_channels), np.full(curved.size, -np.inf)])
+    upper = np.concatenate([np.where(capacities[order] < m, capacities[order], np.inf),
+                            np.full(curved.size, np.inf)])
+    integrality = np.concatenate([np.full(n_channels, int(whole)), np.zeros(curved.size)])
 
     grid = np.concatenate([np.geomspace(1, m, 48), np.linspace(1, m, 16)])
     segments = [set(np.unique(grid.astype(np.int64) - 1).tolist()) for _ in curved]
-    tolerance = LP_TOLERANCE * (prefix[-1] + 1)
-    for _ in range(LP_MAX_ROUNDS):
+    tolerance = CUT_TOLERANCE * (prefix[-1] + 1)
+    deadline = time.monotonic() + time_limit_s
+    for _ in range(MAX_CUT_ROUNDS):
         cut_rows, cut_rhs = [], []
         for h, j in enumerate(curved):
             for r in sorted(segments[h]):
@@ -333,11 +384,21 @@ def _lp_prices(a, costs, save_rates, capacities, budget) -> _Prices:
                 row[n_channels + h] = 1.0
                 cut_rows.append(row)
                 cut_rhs.append(prefix[r] - top[r] * r)
-        result = linprog(objective, A_ub=np.array(base_rows + cut_rows),
-                         b_ub=np.array(base_rhs + cut_rhs), bounds=bounds, method="highs")
-        if result.status != 0:
-            raise RuntimeError(f"LP bound failed: {result.message}")
-        counts = result.x[:n_channels]
+        rows, rhs = np.array(base_rows + cut_rows), np.array(base_rhs + cut_rhs)
+        if whole:
+            result = milp(objective, integrality=integrality, bounds=Bounds(lower, upper),
+                          constraints=LinearConstraint(rows, -np.inf, rhs),
+                          options={"mip_rel_gap": MIP_REL_GAP,
+                                   "time_limit": max(deadline - time.monotonic(), 0.0)})
+            if result.status != 0:
+                return None, result
+            counts = np.rint(result.x[:n_channels])
+        else:
+            result = linprog(objective, A_ub=rows, b_ub=rhs,
+                             bounds=list(zip(lower, upper, strict=True)), method="highs")
+            if result.status != 0:
+                raise RuntimeError(f"LP relaxation failed: {result.message}")
+            counts = result.x[:n_channels]
         added = False
         for h, j in enumerate(curved):
             reach = float(cumulative[j] @ counts)
@@ -347,144 +408,147 @@ def _lp_prices(a, costs, save_rates, capacities, budget) -> _Prices:
                     segments[h].add(r)
         if not added:
             break
-    capacity = np.zeros(n_channels)
-    capacity[order] = -result.upper.marginals[:n_channels]
-    return _Prices(max(-float(result.ineqlin.marginals[0]), 0.0), np.maximum(capacity, 0.0))
+    else:
+        if whole:  # the model may still over-estimate: not proven optimal
+            return None, result
+    by_channel = np.zeros(n_channels)
+    by_channel[order] = counts
+    return by_channel, result
 
 
-# --- the solvers ---------------------------------------------------------------------------
-
-def _exact(values, costs, capacities, budget, prices, bound, incumbent, time_limit_s,
-           ) -> tuple[np.ndarray, bool]:
-    """The optimal plan: (channel per candidate or -1, proven optimal).
-
-    Reduced-cost fixing first: at the LP prices, giving customer i option o instead of their
-    best costs them ``loss_io`` (0 for the best; the no-contact option is worth 0) and any
-    plan is worth at most ``bound - sum_i loss_i``, so a plan that beats the incumbent uses
-    only options with ``loss_io <= bound - incumbent``. A customer left with one such option
-    is fixed; the MILP decides the others (the core), which are few when the bound is
-    tight."""
-    n_channels = costs.size
-    reduced = prices.reduced_values(values, costs)
-    best = np.maximum(reduced.max(axis=1, initial=0.0), 0.0)
-    slack = bound - _value(incumbent, values) + FIXING_TOLERANCE * max(1.0, abs(bound))
-    open_option = (values > 0) & (best[:, None] - reduced <= slack)
-    may_skip = best <= slack
-    n_open = open_option.sum(axis=1)
-    choice = np.where(n_open == 0, -1, open_option.argmax(axis=1))
-    core = np.flatnonzero((n_open > 1) | ((n_open == 1) & may_skip))
-    choice[core] = -1
-    fixed = np.bincount(choice[choice >= 0], minlength=n_channels)
-    choice[core], proven_optimal = _milp(
-        np.where(open_option[core], values[core], 0.0), costs,
-        np.maximum(capacities - fixed, 0), max(budget - _spend(fixed, costs), 0.0),
-        time_limit_s)
-    return choice, proven_optimal
+def _by_save_rate(instance: _Instance) -> np.ndarray:
+    return np.argsort(-instance.save_rates, kind="stable")
 
 
-def _milp(values, costs, capacities, budget, time_limit_s) -> tuple[np.ndarray, bool]:
-    """The MILP over the options with a positive value: (channel per row or -1, proven
-    optimal)."""
-    n, n_channels = values.shape
-    choice = np.full(n, -1, dtype=np.int64)
-    customer, channel = np.nonzero(values > 0)
-    if customer.size == 0:
-        return choice, True
-    options = np.arange(customer.size)
-    capped = np.flatnonzero(np.isfinite(capacities))
-    rows = [
-        sparse.csr_array((np.ones(customer.size), (customer, options)), shape=(n, options.size)),
-        sparse.csr_array(costs[channel][None, :]),
-    ]
-    upper = [np.ones(n), [budget]]
-    if capped.size:
-        slot = np.searchsorted(capped, channel)
-        uses = np.isin(channel, capped)
-        rows.append(sparse.csr_array((np.ones(uses.sum()), (slot[uses], options[uses])),
-                                     shape=(capped.size, options.size)))
-        upper.append(capacities[capped])
-    result = milp(-values[customer, channel], integrality=np.ones(options.size),
-                  bounds=Bounds(0, 1),
-                  constraints=LinearConstraint(sparse.vstack(rows), -np.inf,
-                                               np.concatenate(upper)),
-                  options={"time_limit": time_limit_s, "mip_rel_gap": MIP_REL_GAP})
-    if result.x is None:
-        return choice, False
-    picked = result.x > 0.5
-    choice[customer[picked]] = channel[picked]
-    return choice, result.status == 0
+def _blocks(instance: _Instance, counts: np.ndarray) -> np.ndarray:
+    """The plan with whole ``counts`` per channel: the candidates by a, largest first, in
+    consecutive blocks per channel in save-rate order (leaving out anyone a block would
+    contact at a loss, and never more than a capacity)."""
+    order = _by_save_rate(instance)
+    ends = np.cumsum(counts[order]).astype(np.int64)
+    starts = np.concatenate([[0], ends[:-1]])
+    choice = np.full(instance.values.shape[0], -1, dtype=np.int64)
+    for channel, start, end in zip(order, starts, ends, strict=True):
+        block = instance.by_appeal[start:int(min(end, start + instance.capacities[channel]))]
+        choice[block[instance.values[block, channel] > 0]] = channel
+    return choice
 
 
-def _greedy(values, costs, capacities, budget, prices) -> np.ndarray:
-    """Sinha-Zoltners greedy on values priced by the capacities' shadow prices; capacities
-    and budget enforced exactly. Returns the channel per candidate or -1."""
-    n, n_channels = values.shape
-    # Shading the prices a little breaks the LP's ties in favour of using a capacity: the
-    # customers it leaves exactly indifferent still join, and the scan enforces the cap.
-    priced = np.where(values > 0, values - prices * (1 - PRICE_SHADING), -np.inf)
-    customers = np.arange(n)
+# --- the greedy -----------------------------------------------------------------------------
 
-    # Upper convex hull of {(0, 0)} + {(k_c, priced_ic)} per customer, all customers at once:
-    # channels in cost order (the same for everyone), a stack of channel indices per customer
-    # (-1 = no contact), popping points that fall on or below the chord to the new point.
-    hull = np.full((n, n_channels + 1), -1, dtype=np.int64)
-    depth = np.ones(n, dtype=np.int64)
+@dataclass(frozen=True)
+class _Ladder:
+    """Every candidate's LP-undominated options at given capacity prices, as incremental
+    steps in the order the greedy buys them (most value per unit of cost first)."""
 
-    def point(rows, index):
-        channel = hull[rows, index]
-        contacted = channel >= 0
-        return (np.where(contacted, costs[channel], 0.0),
-                np.where(contacted, priced[rows, channel], 0.0))
+    capacity_prices: np.ndarray
+    priced: np.ndarray  # (m, C) values net of the (shaded) prices, -inf where e_ic <= 0
+    hull: np.ndarray  # (m, C + 1) channel at each hull point, -1 = no contact
+    customer: np.ndarray  # per step, in buying order
+    source: np.ndarray
+    target: np.ndarray
+    cost: np.ndarray
+    efficiency: np.ndarray
 
+
+def _ladder(instance: _Instance, relaxation: _Relaxation) -> _Ladder:
+    """Upper convex hull of {(0, 0)} + {(k_c, e_ic - mu_c)} per customer, all customers at
+    once: channels in cost order (the same for everyone), a stack of hull points per customer,
+    popping points that fall on or below the chord to the new point. Shading the prices a
+    little breaks the LP's ties in favour of using a capacity: the customers it leaves exactly
+    indifferent still join, and the scan enforces the cap."""
+    costs = instance.costs
+    m, n_channels = instance.values.shape
+    priced = np.where(instance.values > 0,
+                      instance.values
+                      - relaxation.capacity_prices * (1 - PRICE_SHADING), -np.inf)
+    # Hull points as flat arrays (customer i's point d at i * width + d): 1-D gathers are
+    # several times faster than 2-D fancy indexing at a million customers.
+    width = n_channels + 1
+    hull = np.full(m * width, -1, dtype=np.int64)
+    hull_cost = np.zeros(m * width)
+    hull_value = np.zeros(m * width)
+    first = np.arange(m) * width  # each customer's "no contact" point
+    depth = np.ones(m, dtype=np.int64)
     for c in np.argsort(costs, kind="stable"):
-        _, top_value = point(customers, depth - 1)
-        joins = priced[:, c] > top_value  # else dominated: costs no less, worth no more
-        while True:
-            rows = customers[joins & (depth >= 2)]
-            top_x, top_y = point(rows, depth[rows] - 1)
-            below_x, below_y = point(rows, depth[rows] - 2)
-            not_above = ((top_x - below_x) * (priced[rows, c] - below_y)
-                         - (top_y - below_y) * (costs[c] - below_x)) >= 0
-            if not not_above.any():
-                break
-            depth[rows[not_above]] -= 1
-        rows = customers[joins]
-        hull[rows, depth[rows]] = c
-        depth[rows] += 1
+        value = priced[:, c]
+        joins = np.flatnonzero(value > hull_value[first + depth - 1])  # else dominated
+        popping = joins
+        while popping.size:
+            popping = popping[depth[popping] >= 2]
+            top = first[popping] + depth[popping] - 1
+            below = top - 1
+            not_above = ((hull_cost[top] - hull_cost[below])
+                         * (value[popping] - hull_value[below])
+                         - (hull_value[top] - hull_value[below])
+                         * (costs[c] - hull_cost[below])) >= 0
+            popping = popping[not_above]
+            depth[popping] -= 1
+        slot = first[joins] + depth[joins]
+        hull[slot] = c
+        hull_cost[slot] = costs[c]
+        hull_value[slot] = value[joins]
+        depth[joins] += 1
 
-    # Incremental steps along each hull, step 1 of every customer first, then step 2, ...
-    # so a stable sort by efficiency keeps each customer's steps in order.
+    # Steps along each hull: step 1 of every customer first, then step 2, ..., so a stable
+    # sort by efficiency keeps each customer's steps in order (their efficiencies fall).
     steps = [np.flatnonzero(depth > s) for s in range(1, n_channels + 1)]
     customer = np.concatenate(steps)
-    step = np.repeat(np.arange(1, n_channels + 1), [rows.size for rows in steps])
-    source, target = hull[customer, step - 1], hull[customer, step]
-    source_x, source_y = point(customer, step - 1)
-    target_x, target_y = point(customer, step)
-    cost_step, value_step = target_x - source_x, target_y - source_y
-    efficiency = np.divide(value_step, cost_step, out=np.full(customer.size, np.inf),
-                           where=cost_step > 0)
+    end = first[customer] + np.repeat(np.arange(1, width), [rows.size for rows in steps])
+    cost = hull_cost[end] - hull_cost[end - 1]
+    gain = hull_value[end] - hull_value[end - 1]
+    efficiency = np.divide(gain, cost, out=np.full(customer.size, np.inf), where=cost > 0)
     order = np.argsort(-efficiency, kind="stable")
-    free = order[:np.count_nonzero(cost_step == 0)]  # infinitely efficient: biggest first
-    free[:] = free[np.argsort(-value_step[free], kind="stable")]
-    customer, source, target, cost_step = (customer[order], source[order], target[order],
-                                           cost_step[order])
+    free = order[:np.count_nonzero(cost == 0)]  # infinitely efficient: biggest gain first
+    free[:] = free[np.argsort(-gain[free], kind="stable")]
+    customer, end = customer[order], end[order]
+    return _Ladder(capacity_prices=relaxation.capacity_prices, priced=priced,
+                   hull=hull.reshape(m, width), customer=customer, source=hull[end - 1],
+                   target=hull[end], cost=cost[order], efficiency=efficiency[order])
 
-    # Everything before the first step that breaks the budget or a capacity is bought at once.
-    # The running sums carry rounding error, so they get a hair of slack; _within_budget
-    # then checks the spend exactly.
+
+def _heuristic(instance: _Instance, ladder: _Ladder, budget: float,
+               relaxation: _Relaxation) -> np.ndarray:
+    """The better of the greedy and the LP optimum rounded down (which is the optimum
+    itself when the LP's counts come out whole, as they often do)."""
+    return max(_greedy(instance, ladder, budget, relaxation),
+               _rounded_relaxation(instance, budget, relaxation), key=instance.value)
+
+
+def _rounded_relaxation(instance: _Instance, budget: float, relaxation: _Relaxation,
+                        ) -> np.ndarray:
+    """The LP optimum's plan with its counts rounded down (see _best_counts), fitted to the
+    budget and topped up."""
+    order = _by_save_rate(instance)
+    ends = np.floor(np.cumsum(relaxation.counts[order]) + ROUNDING_TOLERANCE)
+    counts = np.zeros(order.size)
+    counts[order] = np.diff(ends, prepend=0.0)
+    return _top_up(instance, _fit_budget(instance, _blocks(instance, counts), budget), budget,
+                   relaxation)
+
+
+def _greedy(instance: _Instance, ladder: _Ladder, budget: float, relaxation: _Relaxation,
+            ) -> np.ndarray:
+    """Buy the ladder's steps within the budget and capacities; the channel per candidate
+    or -1."""
+    m, n_channels = instance.values.shape
+    capacities, priced = instance.capacities, ladder.priced
+    customer, target, step_cost = ladder.customer, ladder.target, ladder.cost
+    # The running sums carry rounding error, so they get a hair of slack; _allocation then
+    # checks the spend exactly.
     budget = budget * (1 + BUDGET_SLACK)
-    spent = np.cumsum(cost_step)
+
+    # Everything before the first step that breaks the budget or a capacity at once.
+    spent = np.cumsum(step_cost)
     accepted = int(np.searchsorted(spent, budget, side="right"))
     for c in np.flatnonzero(np.isfinite(capacities)):
-        load = np.cumsum((target == c).astype(np.int64) - (source == c))
+        load = np.cumsum((target == c).astype(np.int64) - (ladder.source == c))
         over = np.flatnonzero(load > capacities[c])
         if over.size:
             accepted = min(accepted, int(over[0]))
-    climbed = np.bincount(customer[:accepted], minlength=n)  # steps taken per customer
-    choice = hull[customers, climbed]
+    climbed = np.bincount(customer[:accepted], minlength=m)  # steps taken per customer
+    choice = ladder.hull[np.arange(m), climbed]
     remaining = budget - (spent[accepted - 1] if accepted else 0.0)
-    load = np.bincount(choice[choice >= 0], minlength=n_channels).tolist()
-    limit = capacities.tolist()
 
     # The rest one by one, in order of efficiency. A step that fits is bought; one that does
     # not fit the budget ends its customer's climb. A step into a full channel re-routes its
@@ -493,10 +557,12 @@ def _greedy(values, costs, capacities, budget, prices) -> np.ndarray:
     # queue merged into the scan by efficiency; each re-routed move bought queues the next.
     # Steps dearer than the remaining budget can never fit (the budget only shrinks).
     tail = np.arange(accepted, customer.size)
-    tail = tail[cost_step[tail] <= remaining]
-    cheapest_after = np.minimum.accumulate(cost_step[tail][::-1])[::-1].tolist()
+    tail = tail[step_cost[tail] <= remaining]
+    cheapest_after = np.minimum.accumulate(step_cost[tail][::-1])[::-1].tolist()
     current = choice.tolist()
-    price = costs.tolist()
+    load = instance.counts(choice).tolist()
+    limit = capacities.tolist()
+    price = instance.costs.tolist()
     stopped: set[int] = set()
     rerouted: set[int] = set()
     queue: list[tuple[float, int, int]] = []  # (-efficiency, customer, channel)
@@ -508,9 +574,9 @@ def _greedy(values, costs, capacities, budget, prices) -> np.ndarray:
         for c in range(n_channels):
             gain, extra = priced[i, c] - held_value, price[c] - held_cost
             if gain > 0 and load[c] < limit[c]:
-                ratio = gain / extra if extra > 0 else math.inf
-                if best is None or ratio > best[0]:
-                    best = (ratio, c)
+                efficiency = gain / extra if extra > 0 else math.inf
+                if best is None or efficiency > best[0]:
+                    best = (efficiency, c)
         if best is not None:
             heapq.heappush(queue, (-best[0], i, best[1]))
 
@@ -532,10 +598,10 @@ def _greedy(values, costs, capacities, budget, prices) -> np.ndarray:
             if i in rerouted:
                 queue_best_move(i)
 
-    for position, (i, to, ratio) in enumerate(zip(
-            customer[tail].tolist(), target[tail].tolist(), efficiency[order][tail].tolist(),
+    for position, (i, to, efficiency) in enumerate(zip(
+            customer[tail].tolist(), target[tail].tolist(), ladder.efficiency[tail].tolist(),
             strict=True)):
-        while queue and -queue[0][0] >= ratio:
+        while queue and -queue[0][0] >= efficiency:
             _, j, channel = heapq.heappop(queue)
             move(j, channel)
         if remaining < cheapest_after[position]:
@@ -545,31 +611,35 @@ def _greedy(values, costs, capacities, budget, prices) -> np.ndarray:
     while queue:
         _, j, channel = heapq.heappop(queue)
         move(j, channel)
-    return _top_up(np.array(current, dtype=np.int64), values, costs, capacities, budget)
+    return _top_up(instance, np.array(current, dtype=np.int64), budget, relaxation)
 
 
-def _top_up(choice, values, costs, capacities, budget) -> np.ndarray:
-    """Use what the scan left over. The scan can strand budget or capacity: a step refused
+def _top_up(instance: _Instance, choice: np.ndarray, budget: float,
+            relaxation: _Relaxation) -> np.ndarray:
+    """Use what a plan leaves over. The scan can strand budget or capacity (a step refused
     while a channel was full is not retried when a slot frees up, and priced ties may leave
-    a slot empty. Move customers, biggest gain first, to any channel with room that is worth
-    more to them than their current option (by true value), while the budget lasts; repeat
-    until nothing moves (each round frees slots the next can use)."""
-    n, n_channels = values.shape
-    customers = np.arange(n)
+    a slot empty), and so does rounding the LP down. Move customers to any channel with room
+    that is worth more to them than their current option, while the budget lasts, biggest
+    gain at the capacity prices first (so a scarce slot goes to whom it helps most net of
+    the slot it frees); repeat until nothing moves (each round frees slots the next uses)."""
+    values, costs = instance.values, instance.costs
+    customers = np.arange(values.shape[0])
     for _ in range(TOP_UP_ROUNDS):
         moved = False
-        for c in range(n_channels):
-            counts = np.bincount(choice[choice >= 0], minlength=n_channels)
-            room = capacities[c] - counts[c]
+        for c in range(costs.size):
+            counts = instance.counts(choice)
+            room = instance.capacities[c] - counts[c]
+            if room < 1:
+                continue
             remaining = budget - _spend(counts, costs)
             contacted = choice >= 0
-            held = np.where(contacted, values[customers, np.maximum(choice, 0)], 0.0)
-            paid = np.where(contacted, costs[np.maximum(choice, 0)], 0.0)
-            gain, extra = values[:, c] - held, costs[c] - paid
+            held = np.maximum(choice, 0)
+            gain = values[:, c] - np.where(contacted, values[customers, held], 0.0)
+            extra = costs[c] - np.where(contacted, costs[held], 0.0)
             movers = np.flatnonzero((gain > 0) & (extra <= remaining) & (choice != c))
-            if room < 1 or movers.size == 0:
-                continue
-            movers = movers[np.argsort(-gain[movers], kind="stable")]
+            prices = relaxation.capacity_prices
+            freed = np.where(contacted[movers], prices[held[movers]], 0.0)
+            movers = movers[np.argsort(-(gain[movers] - prices[c] + freed), kind="stable")]
             fits = np.cumsum(extra[movers]) <= remaining
             stop = movers.size if fits.all() else int(np.argmin(fits))
             take = movers[:int(min(stop, room))]
@@ -580,26 +650,48 @@ def _top_up(choice, values, costs, capacities, budget) -> np.ndarray:
     return choice
 
 
-def _within_budget(choice, values, costs, budget) -> np.ndarray:
-    """Guard against solver tolerance and rounding: drop the least efficient contacts until
-    the spend, computed exactly as the report computes it, fits the budget."""
-    choice = choice.copy()
-    while _spend(np.bincount(choice[choice >= 0], minlength=costs.size), costs) > budget:
+# --- helpers --------------------------------------------------------------------------------
+
+def _allocation(instance: _Instance, channels: list[Channel], choice: np.ndarray,
+                method: Literal["milp", "greedy"], bound: float, budget: float) -> Allocation:
+    """The reported plan. Solver tolerance and rounding could leave the spend a hair over
+    the budget, hence the final fit."""
+    choice = _fit_budget(instance, choice, budget)
+    channel_index = np.full(instance.n_customers, -1, dtype=np.int64)
+    channel_index[instance.candidates] = choice
+    counts = instance.counts(choice)
+    objective = instance.value(choice)
+    bound = max(bound, objective)  # equal when the LP is integral, up to rounding
+    return Allocation(
+        channel_index=channel_index,
+        objective=objective,
+        spend=_spend(counts, instance.costs),
+        method=method,
+        lp_bound=bound,
+        gap=(bound - objective) / bound if bound > 0 else 0.0,
+        per_channel={c.name: int(n) for c, n in zip(channels, counts, strict=True)},
+    )
+
+
+def _fit_budget(instance: _Instance, choice: np.ndarray, budget: float) -> np.ndarray:
+    """Drop the least efficient contacts until the spend, computed exactly as reported,
+    fits the budget."""
+    costs, choice = instance.costs, choice.copy()
+    over = _spend(instance.counts(choice), costs) - budget
+    if over > 0:
         paid = np.flatnonzero((choice >= 0) & (costs[np.maximum(choice, 0)] > 0))
-        efficiency = values[paid, choice[paid]] / costs[choice[paid]]
-        choice[paid[np.argmin(efficiency)]] = -1
+        paid = paid[np.argsort(instance.values[paid, choice[paid]] / costs[choice[paid]],
+                               kind="stable")]
+        dropped = int(np.searchsorted(np.cumsum(costs[choice[paid]]), over)) + 1
+        choice[paid[:dropped]] = -1
+        while _spend(instance.counts(choice), costs) > budget:  # rounding in the sums
+            choice[paid[dropped]] = -1
+            dropped += 1
     return choice
 
 
-# --- helpers -------------------------------------------------------------------------------
-
 def _spend(counts, costs) -> float:
     return math.fsum(int(n) * float(k) for n, k in zip(counts, costs, strict=True))
-
-
-def _value(choice, values) -> float:
-    contacted = np.flatnonzero(choice >= 0)
-    return float(values[contacted, choice[contacted]].sum())
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -607,14 +699,28 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value,
-                                                                                       bool)
+    return (isinstance(value, int | float | np.integer | np.floating)
+            and not isinstance(value, bool))
 
 
 def _positive_budget(budget) -> float:
     if not _is_number(budget) or not math.isfinite(budget) or budget <= 0:
         raise ValueError(f"budget must be a positive number, got {budget!r}")
     return float(budget)
+
+
+def _check_share(share) -> None:
+    if not _is_number(share) or not 0 <= share <= 0.5:
+        raise ValueError(f"share must be in [0, 0.5], got {share!r}")
+
+
+def _deciles(score_deciles) -> np.ndarray:
+    deciles = np.asarray(score_deciles)
+    if deciles.ndim != 1:
+        raise ValueError(f"score_deciles must be one-dimensional, got shape {deciles.shape}")
+    if deciles.dtype.kind == "f" and np.isnan(deciles).any():
+        raise ValueError("score_deciles has missing values")
+    return deciles
 
 
 def _customer_arrays(p, v) -> tuple[np.ndarray, np.ndarray]:
@@ -628,11 +734,3 @@ def _customer_arrays(p, v) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(v).all():
         raise ValueError("v (customer value) must be finite")
     return p, v
-
-
-def _channel_arrays(channels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Costs, save rates and capacities (inf where uncapped) as float arrays."""
-    return (np.array([c.cost for c in channels], dtype=np.float64),
-            np.array([c.save_rate for c in channels], dtype=np.float64),
-            np.array([np.inf if c.capacity is None else c.capacity for c in channels],
-                     dtype=np.float64))

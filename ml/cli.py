@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,6 +24,15 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console()
+
+
+@app.callback()
+def _environment() -> None:
+    """Put the platform's locations into the environment before any command imports dbt,
+    Airflow or XGBoost (they read it at import)."""
+    from ml.settings import export_runtime_environment
+
+    export_runtime_environment()
 
 
 def _fail(message: str) -> None:
@@ -86,6 +96,43 @@ def _raw_orders_present() -> bool:
         return False
     with connect(read_only=True) as con:
         return table_exists(con, RAW_SCHEMA, "orders")
+
+
+@app.command("import")
+def import_(
+    orders: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                         help="Orders export (.csv/.tsv/.txt[.gz] or .parquet).")],
+    customers: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
+    order_items: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
+    sessions: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
+    marketing_touches: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
+    mapping: Annotated[Path | None, typer.Option(
+        exists=True, help="YAML: {table: {their column: our column, values: {...}}}.")] = None,
+    max_rejected_share: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Fail if a table's quarantined share is above this.")] = 0.05,
+    delimiter: Annotated[str | None, typer.Option(
+        help="Default: detected from the header (, ; TAB |); 'tab' accepted.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="utf-8 (default) or latin-1.")] = None,
+) -> None:
+    """Import your own exports into the raw tables (tables not given are dropped).
+
+    Unusable rows go to raw.quarantine with file, line and reason; unknown columns are kept
+    in raw.<table>_extra. All or nothing: a failed import leaves the previous data as it was.
+    """
+    from rich.markup import escape
+
+    from ml.importer import ImportFailed, import_files, load_mapping
+
+    files = {name: path for name, path in {
+        "orders": orders, "customers": customers, "order_items": order_items,
+        "sessions": sessions, "marketing_touches": marketing_touches}.items() if path}
+    try:
+        report = import_files(files, load_mapping(mapping) if mapping else None,
+                              max_rejected_share=max_rejected_share, delimiter=delimiter,
+                              encoding=encoding)
+    except ImportFailed as exc:
+        _fail(escape(str(exc)))
+    console.print(escape(report.summary()))
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -32,8 +33,12 @@ def compile_manifest(settings: Settings | None = None) -> Path:
     s = settings or get_settings()
     s.dbt_target_dir.mkdir(parents=True, exist_ok=True)
     result = dbt_command(["parse", "--quiet"], s, check=False, capture=True)
-    if result.returncode != 0 or not s.dbt_manifest_path.exists():
+    parsed = s.dbt_target_dir / "manifest.json"
+    if result.returncode != 0 or not parsed.exists():
         raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")
+    # dbt rewrites its target dir on every run; the DAGs render from a copy only `parse` writes.
+    s.dbt_manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(parsed, s.dbt_manifest_path)
     return s.dbt_manifest_path
 
 

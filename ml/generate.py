@@ -96,6 +96,7 @@ CAMPAIGN_THEMES = (
     ("prospecting", "retargeting"),
 )
 HOLIDAY_THEME = "holiday"
+_MAX_THEMES = max(len(themes) for themes in CAMPAIGN_THEMES)
 
 # --- sessions ----------------------------------------------------------------------------
 SESSIONS_PER_ORDER = 2.5  # organic sessions per expected order while active
@@ -103,7 +104,7 @@ BASE_SESSION_RATE = 0.01
 DORMANT_SESSION_SHARE = 0.08  # session rate after dropout, relative to before
 SESSION_SOURCES = ("Direct", "SEO", "Referral", "App", "SEM", "CRM", "Display", "Social")
 WEB_SOURCE_SHARES = (0.5, 0.35, 0.15)  # Direct, SEO, Referral
-TOUCH_SOURCE = (4, 1, 5, 6, 7)  # SESSION_SOURCES index of a click from each touch channel
+TOUCH_SOURCE = tuple(SESSION_SOURCES.index(channel) for channel in TOUCH_CHANNELS)  # clicks
 
 # --- orders and items --------------------------------------------------------------------
 ORDER_STATUSES = ("completed", "returned", "cancelled")
@@ -253,8 +254,10 @@ def _calendar(start: date, end: date) -> _Calendar:
     within_day = (np.arange(4000) + 0.5) / 4000
     lags = np.arange(int(BURST_DELAY_DAYS) + 1)
     burst_delay_by_day = np.array(
-        [np.mean(_burst_delay_cdf(lag + 1 - within_day) - _burst_delay_cdf(lag - within_day))
-         for lag in lags]
+        [
+            np.mean(_burst_delay_cdf(lag + 1 - within_day) - _burst_delay_cdf(lag - within_day))
+            for lag in lags
+        ]
     )
 
     month_starts = np.arange(months[0] + 1, months[n_days] + 1).astype("datetime64[D]")
@@ -336,10 +339,12 @@ def _lognormal(rng: np.random.Generator, sigma: float, size) -> np.ndarray:
 def _draw_customers(rng: np.random.Generator, n: int, cal: _Calendar) -> _Customers:
     before = rng.random(n) < PRE_START_SHARE
     signup = np.sort(
-        np.concatenate([
-            -rng.random(int(before.sum())) * PRE_START_SPAN_DAYS,
-            cal.signups.draw(rng, n - int(before.sum()), 0.0, float(cal.n_days)),
-        ])
+        np.concatenate(
+            [
+                -rng.random(int(before.sum())) * PRE_START_SPAN_DAYS,
+                cal.signups.draw(rng, n - int(before.sum()), 0.0, float(cal.n_days)),
+            ]
+        )
     )  # customer ids follow signup order
     engagement = rng.standard_normal(n)
     acquisition = rng.choice(len(ACQUISITION_CHANNELS), n, p=ACQUISITION_SHARES)
@@ -367,16 +372,22 @@ def _draw_customers(rng: np.random.Generator, n: int, cal: _Calendar) -> _Custom
     early_draw = rng.exponential(1.0, n)
     early_dropout = np.full(n, np.inf)
     strikes = early_draw < early_total
-    early_dropout[strikes] = -EARLY_HAZARD_DAYS * np.log1p(-early_draw[strikes] / early_total[strikes])
+    early_dropout[strikes] = -EARLY_HAZARD_DAYS * np.log1p(
+        -early_draw[strikes] / early_total[strikes]
+    )
     dropout = signup + np.minimum(rng.exponential(1.0, n) / dropout_hazard, early_dropout)
 
     basket = MEDIAN_BASKET * np.exp(0.55 * rng.standard_normal(n)) * np.take(REGION_BASKET, region)
-    response = _lognormal(rng, 0.6, (n, len(TOUCH_CHANNELS))) * loading(ENGAGEMENT_ON_RESPONSE)[:, None]
+    response = (
+        _lognormal(rng, 0.6, (n, len(TOUCH_CHANNELS))) * loading(ENGAGEMENT_ON_RESPONSE)[:, None]
+    )
     for channel, name in enumerate(TOUCH_CHANNELS):
         if name in ACQUISITION_CHANNELS:
             own = acquisition == ACQUISITION_CHANNELS.index(name)
             response[own, channel] *= OWN_CHANNEL_RESPONSE
-    touch_rate = np.asarray(TOUCHES_PER_YEAR) / 365.0 * rng.gamma(2.0, 0.5, (n, len(TOUCH_CHANNELS)))
+    touch_rate = (
+        np.asarray(TOUCHES_PER_YEAR) / 365.0 * rng.gamma(2.0, 0.5, (n, len(TOUCH_CHANNELS)))
+    )
     touch_rate[:, TOUCH_CHANNELS.index("CRM")] *= rng.random(n) < CRM_OPT_IN
     for name in ("SEM", "SEO"):  # engaged customers search for the brand more
         touch_rate[:, TOUCH_CHANNELS.index(name)] *= loading(0.3)
@@ -401,7 +412,8 @@ def _draw_customers(rng: np.random.Generator, n: int, cal: _Calendar) -> _Custom
             -np.asarray(CLICK_CONVERSION) * response**0.8 * (basket[:, None] / MEDIAN_BASKET) ** 0.3
         ),
         view_conversion=-np.expm1(-np.asarray(VIEW_CONVERSION) * response),
-        session_rate=(SESSIONS_PER_ORDER * purchase_rate + BASE_SESSION_RATE) * _lognormal(rng, 0.4, n),
+        session_rate=(SESSIONS_PER_ORDER * purchase_rate + BASE_SESSION_RATE)
+        * _lognormal(rng, 0.4, n),
         cart_propensity=loading(0.3) * _lognormal(rng, 0.3, n),
     )
 
@@ -425,8 +437,12 @@ def _choose_rows(rng: np.random.Generator, shares: np.ndarray) -> np.ndarray:
 
 
 def _decaying_sample(
-    rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, origin: np.ndarray,
-    scale: np.ndarray, days: float,
+    rng: np.random.Generator,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    origin: np.ndarray,
+    scale: np.ndarray,
+    days: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Poisson process with intensity ``scale * exp(-(t - origin) / days)`` on [lo, hi)."""
     hi = np.maximum(hi, lo)
@@ -528,7 +544,11 @@ def _simulate_orders(
     shares = c.order_channel_shares[customer]
     shares[burst_channel >= 0, ORDER_CHANNELS.index("store")] = 0.0
     return _Orders(
-        customer, t[order], burst_channel, burst_clicked[order], at_signup[order],
+        customer,
+        t[order],
+        burst_channel,
+        burst_clicked[order],
+        at_signup[order],
         _choose_rows(rng, shares),
     )
 
@@ -563,8 +583,13 @@ def _table(table: str, columns: dict[str, object], contract: dict[str, str]) -> 
 
 
 def _order_tables(
-    rng: np.random.Generator, c: _Customers, cal: _Calendar, orders: _Orders,
-    catalogue: np.ndarray, customer_ids: pa.Array, first_id: int,
+    rng: np.random.Generator,
+    c: _Customers,
+    cal: _Calendar,
+    orders: _Orders,
+    catalogue: np.ndarray,
+    customer_ids: pa.Array,
+    first_id: int,
 ) -> tuple[pa.Table, pa.Table]:
     n_orders = orders.customer.size
     owner = orders.customer
@@ -609,29 +634,42 @@ def _order_tables(
     discount = np.round(list_value * discount_rate, 2)
 
     order_ids = _ids("O", first_id + np.arange(n_orders), 9)
-    orders_table = _table("orders", {
-        "order_id": order_ids,
-        "customer_id": pc.take(customer_ids, pa.array(owner)),
-        "ordered_at": _timestamps(cal, orders.t).view("datetime64[us]"),
-        "revenue": np.round(list_value - discount, 2),
-        "discount": discount,
-        "status": _labels(ORDER_STATUSES, status),
-        "order_channel": _labels(ORDER_CHANNELS, orders.channel),
-    }, RAW_TABLES["orders"])
-    items_table = _table("order_items", {
-        "order_id": pc.take(order_ids, pa.array(line_order)),
-        "line_number": line_number,
-        "product_id": _ids("P", (category + 1) * 10_000 + product, 6),
-        "category": _labels(CATEGORIES, category),
-        "quantity": quantity,
-        "price": price,
-    }, RAW_TABLES["order_items"])
+    orders_table = _table(
+        "orders",
+        {
+            "order_id": order_ids,
+            "customer_id": pc.take(customer_ids, pa.array(owner)),
+            "ordered_at": _timestamps(cal, orders.t).view("datetime64[us]"),
+            "revenue": np.round(list_value - discount, 2),
+            "discount": discount,
+            "status": _labels(ORDER_STATUSES, status),
+            "order_channel": _labels(ORDER_CHANNELS, orders.channel),
+        },
+        RAW_TABLES["orders"],
+    )
+    items_table = _table(
+        "order_items",
+        {
+            "order_id": pc.take(order_ids, pa.array(line_order)),
+            "line_number": line_number,
+            "product_id": _ids("P", (category + 1) * 10_000 + product, 6),
+            "category": _labels(CATEGORIES, category),
+            "quantity": quantity,
+            "price": price,
+        },
+        RAW_TABLES["order_items"],
+    )
     return orders_table, items_table
 
 
 def _session_table(
-    rng: np.random.Generator, c: _Customers, cal: _Calendar, orders: _Orders,
-    touches: _Touches, customer_ids: pa.Array, first_id: int,
+    rng: np.random.Generator,
+    c: _Customers,
+    cal: _Calendar,
+    orders: _Orders,
+    touches: _Touches,
+    customer_ids: pa.Array,
+    first_id: int,
 ) -> pa.Table:
     """Organic visits while active, a trickle after dropout, one per click and one
     shortly before every web/app order."""
@@ -668,25 +706,35 @@ def _session_table(
     not_before = np.maximum(_timestamps(cal, c.signup[buyer]), cal.epoch_day * DAY_US)
 
     customer = np.concatenate([organic[0], dormant[0], touches.customer[clicks], buyer])
-    started_us = np.concatenate([
-        _timestamps(cal, organic[1]),
-        _timestamps(cal, dormant[1]),
-        np.minimum(_timestamps(cal, touches.t[clicks]) + rng.integers(0, MINUTE_US, clicks.size), end_us),
-        np.maximum(before_order, not_before),
-    ])
-    source = np.concatenate([
-        organic_sources(organic[0]),
-        organic_sources(dormant[0]),
-        np.take(TOUCH_SOURCE, touches.channel[clicks]),
-        order_source,
-    ])
+    started_us = np.concatenate(
+        [
+            _timestamps(cal, organic[1]),
+            _timestamps(cal, dormant[1]),
+            np.minimum(
+                _timestamps(cal, touches.t[clicks]) + rng.integers(0, MINUTE_US, clicks.size),
+                end_us,
+            ),
+            np.maximum(before_order, not_before),
+        ]
+    )
+    source = np.concatenate(
+        [
+            organic_sources(organic[0]),
+            organic_sources(dormant[0]),
+            np.take(TOUCH_SOURCE, touches.channel[clicks]),
+            order_source,
+        ]
+    )
     kind = np.repeat(np.arange(4), [organic[0].size, dormant[0].size, clicks.size, online.size])
     is_organic, is_dormant, is_click = kind == 0, kind == 1, kind == 2
     cart = c.cart_propensity[customer]
     page_views = np.select(
         [is_organic, is_dormant, is_click],
-        [1 + rng.poisson(2.5 * np.sqrt(cart)), 1 + rng.poisson(1.2, kind.size),
-         1 + rng.poisson(2.0, kind.size)],
+        [
+            1 + rng.poisson(2.5 * np.sqrt(cart)),
+            1 + rng.poisson(1.2, kind.size),
+            1 + rng.poisson(2.0, kind.size),
+        ],
         3 + rng.poisson(4.0, kind.size),
     )
     cart_adds = np.select(
@@ -695,43 +743,55 @@ def _session_table(
         1 + rng.poisson(0.6, kind.size),
     )
     order = np.lexsort((started_us, customer))
-    return _table("sessions", {
-        "session_id": _ids("S", first_id + np.arange(kind.size), 10),
-        "customer_id": pc.take(customer_ids, pa.array(customer[order])),
-        "started_at": started_us[order].view("datetime64[us]"),
-        "traffic_source": _labels(SESSION_SOURCES, source[order]),
-        "page_views": page_views[order],
-        "cart_adds": cart_adds[order],
-    }, RAW_TABLES["sessions"])
+    return _table(
+        "sessions",
+        {
+            "session_id": _ids("S", first_id + np.arange(kind.size), 10),
+            "customer_id": pc.take(customer_ids, pa.array(customer[order])),
+            "started_at": started_us[order].view("datetime64[us]"),
+            "traffic_source": _labels(SESSION_SOURCES, source[order]),
+            "page_views": page_views[order],
+            "cart_adds": cart_adds[order],
+        },
+        RAW_TABLES["sessions"],
+    )
 
 
 def _touch_table(
-    rng: np.random.Generator, cal: _Calendar, touches: _Touches, campaigns: list[str],
-    customer_ids: pa.Array, first_id: int,
+    rng: np.random.Generator,
+    cal: _Calendar,
+    touches: _Touches,
+    campaigns: list[str],
+    customer_ids: pa.Array,
+    first_id: int,
 ) -> pa.Table:
     n_touches = touches.customer.size
     day = np.floor(touches.t).astype(np.int64)
     n_themes = np.array([len(themes) for themes in CAMPAIGN_THEMES])
     theme = np.floor(rng.random(n_touches) * n_themes[touches.channel]).astype(np.int64)
     theme = np.where(cal.holiday_campaign[day], _MAX_THEMES, theme)
-    campaign = (
-        cal.month_index[day] * len(TOUCH_CHANNELS) + touches.channel
-    ) * (_MAX_THEMES + 1) + theme
+    campaign = (cal.month_index[day] * len(TOUCH_CHANNELS) + touches.channel) * (
+        _MAX_THEMES + 1
+    ) + theme
     cost_per_click = SEM_COST_PER_CLICK * _lognormal(rng, 0.35, n_touches)
     cost = np.where(
         touches.channel == TOUCH_CHANNELS.index("SEM"),
         np.where(touches.clicked, cost_per_click, 0.0),
         np.take(TOUCH_COST, touches.channel),
     )
-    return _table("marketing_touches", {
-        "touch_id": _ids("T", first_id + np.arange(n_touches), 10),
-        "customer_id": pc.take(customer_ids, pa.array(touches.customer)),
-        "touched_at": _timestamps(cal, touches.t).view("datetime64[us]"),
-        "channel": _labels(TOUCH_CHANNELS, touches.channel),
-        "campaign": _labels(campaigns, campaign),
-        "cost": np.round(cost, 4),
-        "clicked": touches.clicked,
-    }, RAW_TABLES["marketing_touches"])
+    return _table(
+        "marketing_touches",
+        {
+            "touch_id": _ids("T", first_id + np.arange(n_touches), 10),
+            "customer_id": pc.take(customer_ids, pa.array(touches.customer)),
+            "touched_at": _timestamps(cal, touches.t).view("datetime64[us]"),
+            "channel": _labels(TOUCH_CHANNELS, touches.channel),
+            "campaign": _labels(campaigns, campaign),
+            "cost": np.round(cost, 4),
+            "clicked": touches.clicked,
+        },
+        RAW_TABLES["marketing_touches"],
+    )
 
 
 @dataclass
@@ -744,8 +804,13 @@ class _IdCounters:
 
 
 def _simulate_chunk(
-    rng: np.random.Generator, c: _Customers, first_customer: int, cal: _Calendar,
-    catalogue: np.ndarray, campaigns: list[str], ids: _IdCounters,
+    rng: np.random.Generator,
+    c: _Customers,
+    first_customer: int,
+    cal: _Calendar,
+    catalogue: np.ndarray,
+    campaigns: list[str],
+    ids: _IdCounters,
 ) -> dict[str, pa.Table]:
     customer_ids = _ids("C", first_customer + np.arange(c.size), 7)
     touches = _simulate_touches(rng, c, cal)
@@ -754,12 +819,16 @@ def _simulate_chunk(
         rng, c, cal, orders, catalogue, customer_ids, ids.orders
     )
     tables = {
-        "customers": _table("customers", {
-            "customer_id": customer_ids,
-            "signed_up_at": _timestamps(cal, c.signup).view("datetime64[us]"),
-            "region": _labels(REGIONS, c.region),
-            "acquisition_channel": _labels(ACQUISITION_CHANNELS, c.acquisition),
-        }, RAW_TABLES["customers"]),
+        "customers": _table(
+            "customers",
+            {
+                "customer_id": customer_ids,
+                "signed_up_at": _timestamps(cal, c.signup).view("datetime64[us]"),
+                "region": _labels(REGIONS, c.region),
+                "acquisition_channel": _labels(ACQUISITION_CHANNELS, c.acquisition),
+            },
+            RAW_TABLES["customers"],
+        ),
         "orders": orders_table,
         "order_items": items_table,
         "sessions": _session_table(rng, c, cal, orders, touches, customer_ids, ids.sessions),
@@ -770,9 +839,6 @@ def _simulate_chunk(
     ids.sessions += tables["sessions"].num_rows
     ids.touches += tables["marketing_touches"].num_rows
     return tables
-
-
-_MAX_THEMES = max(len(themes) for themes in CAMPAIGN_THEMES)
 
 
 def _campaign_names(cal: _Calendar) -> list[str]:
@@ -798,7 +864,8 @@ def _oracle_chunk(
     Given the dropout time, completed orders are a Poisson process (base, seasonal peak,
     new-customer boost and bursts, each thinned by the completed share), so with a daily
     intensity l_j and dropout hazard m_j,
-    P(none in [0, h)) = sum_j e^-(M_j + L_j) m_j / (m_j + l_j) (1 - e^-(m_j + l_j)) + e^-(M_h + L_h),
+    P(none in [0, h)) = sum_j e^-(M_j + L_j) m_j / (m_j + l_j) (1 - e^-(m_j + l_j))
+                        + e^-(M_h + L_h),
     where M, L are the hazards and intensities accumulated before day j. Bursts from future
     touches enter by their expectation (exact for a Poisson process of touches); touches
     already made enter with their realised clicks.
@@ -807,9 +874,7 @@ def _oracle_chunk(
     horizon = np.arange(CHURN_HORIZON_DAYS)
     lags = np.arange(int(BURST_DELAY_DAYS) + 1)
     completed = c.completed_share
-    expected_conversion = (
-        c.click_prob * c.click_conversion + (1 - c.click_prob) * c.view_conversion
-    )
+    expected_conversion = c.click_prob * c.click_conversion + (1 - c.click_prob) * c.view_conversion
     future_rate = c.touch_rate * expected_conversion * completed[:, None]
 
     # Bursts still due from touches made in the week before each as_of.
@@ -825,7 +890,9 @@ def _oracle_chunk(
     since = cal.as_of_days[next_as_of[rows]] - touches.t[rows]
     landing = _burst_delay_cdf(since[:, None] + lags + 1) - _burst_delay_cdf(since[:, None] + lags)
     pending = np.zeros((c.size * n_as_of, lags.size))
-    np.add.at(pending, touches.customer[rows] * n_as_of + next_as_of[rows], conversion[:, None] * landing)
+    np.add.at(
+        pending, touches.customer[rows] * n_as_of + next_as_of[rows], conversion[:, None] * landing
+    )
     pending = pending.reshape(c.size, n_as_of, lags.size)
 
     # Intensity and hazard on each horizon day are linear in a few per-customer
@@ -836,7 +903,9 @@ def _oracle_chunk(
     early_decay = np.exp(-horizon / EARLY_HAZARD_DAYS) * (
         EARLY_HAZARD_DAYS * -np.expm1(-1 / EARLY_HAZARD_DAYS)
     )
-    customer, as_of, p_churn, p_purchase = [], [], [], []
+    # Seeded with empty arrays: a window shorter than a month has no snapshot.
+    customer, as_of = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    p_churn, p_purchase = [np.zeros(0)], [np.zeros(0)]
     for q, day in enumerate(cal.as_of_days):
         signed = np.flatnonzero(c.signup < day)
         is_active = c.dropout[signed] > day
@@ -844,21 +913,25 @@ def _oracle_chunk(
         window = day + horizon
         age = day - c.signup[active]
         rate = c.purchase_rate[active] * completed[active]
-        intensity = np.column_stack([
-            rate,
-            rate * c.seasonal_amplitude[active],
-            rate * np.exp(-age / NEW_CUSTOMER_BOOST_DAYS),
-            future_rate[active],
-        ]) @ np.vstack([
-            cal.orders_base.weights[window],
-            cal.orders_peak.weights[window],
-            boost_decay,
-            cal.future_bursts[q],
-        ])
+        intensity = np.column_stack(
+            [
+                rate,
+                rate * c.seasonal_amplitude[active],
+                rate * np.exp(-age / NEW_CUSTOMER_BOOST_DAYS),
+                future_rate[active],
+            ]
+        ) @ np.vstack(
+            [
+                cal.orders_base.weights[window],
+                cal.orders_peak.weights[window],
+                boost_decay,
+                cal.future_bursts[q],
+            ]
+        )
         intensity[:, : lags.size] += pending[active, q] * completed[active, None]
-        hazard = np.column_stack([
-            c.dropout_hazard[active], c.early_hazard[active] * np.exp(-age / EARLY_HAZARD_DAYS)
-        ]) @ np.vstack([np.ones(horizon.size), early_decay])
+        hazard = np.column_stack(
+            [c.dropout_hazard[active], c.early_hazard[active] * np.exp(-age / EARLY_HAZARD_DAYS)]
+        ) @ np.vstack([np.ones(horizon.size), early_decay])
         total = hazard + intensity
         none_today = np.exp(-total)  # neither an order nor dropout during day j
         survive_through = np.cumprod(none_today, axis=1)
@@ -879,12 +952,16 @@ def _oracle_chunk(
 
     customer_rows = np.concatenate(customer)
     as_of_dates = np.datetime64(cal.start, "D") + np.concatenate(as_of)
-    return _table(ORACLE_TABLE, {
-        "customer_id": pc.take(customer_ids, pa.array(customer_rows)),
-        "as_of_date": as_of_dates,
-        "p_churn": np.clip(np.concatenate(p_churn), 0.0, 1.0),
-        "p_purchase": np.clip(np.concatenate(p_purchase), 0.0, 1.0),
-    }, ORACLE_COLUMNS)
+    return _table(
+        ORACLE_TABLE,
+        {
+            "customer_id": pc.take(customer_ids, pa.array(customer_rows)),
+            "as_of_date": as_of_dates,
+            "p_churn": np.clip(np.concatenate(p_churn), 0.0, 1.0),
+            "p_purchase": np.clip(np.concatenate(p_purchase), 0.0, 1.0),
+        },
+        ORACLE_COLUMNS,
+    )
 
 
 # --- entry points ------------------------------------------------------------------------
@@ -940,8 +1017,9 @@ def generate(
     started = time.perf_counter()
     tables = generate_tables(customers, seed, start, end, progress=progress)
     with _progress_bar(progress) as bar:
-        bar.add_task("writing to the warehouse", total=None)
+        task = bar.add_task("writing to the warehouse", total=1)
         replace_tables(tables, warehouse_path)
+        bar.advance(task)
     return GenerationSummary(
         customers=customers,
         seed=seed,
@@ -953,27 +1031,13 @@ def generate(
     )
 
 
-class _NoProgress:
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        return None
-
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def advance(self, *args, **kwargs) -> None:
-        return None
-
-
 def _progress_bar(enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
-        TimeElapsedColumn(), transient=False,
+        TextColumn("{task.description:<26}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        disable=not enabled,
     )
-

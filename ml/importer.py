@@ -2,8 +2,9 @@
 
 Files stream through DuckDB's own readers (``read_csv`` with every column as text,
 ``read_parquet``) into temporary tables; SQL then renames, casts and validates them, and
-one transaction replaces the raw tables. Nothing passes through pandas, so a 10-million-row
-orders file imports in seconds with memory DuckDB manages (and spills to disk).
+one transaction replaces the raw tables. Nothing passes through pandas: a 10-million-row
+orders file takes about 30 CPU-seconds and stays within ``MEMORY_LIMIT`` (DuckDB spills the
+rest to disk; see bench/import.py).
 
 **What a file may look like**
 
@@ -14,10 +15,10 @@ orders file imports in seconds with memory DuckDB manages (and spills to disk).
 - Column names: a mapping ``{table: {their_column: our_column}}`` renames; a column not in
   the mapping whose name, lower-cased with non-alphanumerics as ``_``, is one of ours is
   taken as it is (``Customer ID`` -> ``customer_id``). Every other column is *unknown* and
-  kept aside in ``raw.<table>_extra`` (the row's key, its ``source_line`` and the unknown
-  columns as text), never dropped. A mapping may also translate values:
-  ``orders: {values: {status: {paid: completed, refunded: returned}}}`` (matched
-  case-insensitively; unmapped values pass through).
+  kept aside in ``raw.<table>_extra``, never dropped: the loaded row's key, its
+  ``source_line`` and the unknown columns as text, for each row with any of them
+  non-empty. A mapping may also translate values: ``orders: {values: {status: {paid:
+  completed}}}`` (matched case-insensitively; unmapped values pass through).
 - Timestamps: ISO 8601 (``2024-03-01``, ``2024-03-01 14:05[:09]``, ``T`` separator,
   offsets such as ``Z``/``+02:00`` converted to UTC), ``YYYY/MM/DD``, day-month-year with
   ``/``, ``.`` or ``-`` and an optional ``HH:MM[:SS]`` (or ``h:MM AM``), epoch seconds (9-10
@@ -71,10 +72,11 @@ physical line unless an earlier field holds a line break or the file has blank l
 for Parquet, the row's position (first row = 1).
 
 The import fails (``ImportFailed``, nothing written) when the rejected share of any table
-exceeds ``max_rejected_share``, and fails fast, before reading rows, on a file that is
-empty, has no rows, is not valid UTF-8 (suggesting ``--encoding latin-1``), parses into
-one column (suggesting the delimiter), or lacks a required column (saying what was
-expected and what was found).
+exceeds ``max_rejected_share``. It fails early, checking every file's header before
+reading any rows, on a file that is empty, is not valid UTF-8 (suggesting ``--encoding
+latin-1``), parses into one column (suggesting the delimiter) or lacks a required column
+(saying what was expected and what was found); a file without data rows, or with invalid
+UTF-8 past its first MiB, fails as it is read.
 
 **Atomic and idempotent.** One transaction replaces the imported raw tables, their
 ``_extra`` tables and ``raw.quarantine`` together; a failed import leaves the previous raw
@@ -118,6 +120,9 @@ DELIMITER_CANDIDATES = (",", ";", "\t", "|")
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "latin-1": "latin-1", "latin1": "latin-1",
              "iso-8859-1": "latin-1", "iso8859-1": "latin-1"}
 UTF8_CHECK_BYTES = 1 << 20  # the rest of the file is checked by DuckDB as it reads
+# DuckDB keeps staged rows within this and spills the rest to <warehouse>.tmp/: a bigger
+# file costs disk, not memory (10M rows: about the same speed as without a limit).
+MEMORY_LIMIT = "1GB"
 
 
 class ImportFailed(ValueError):
@@ -181,6 +186,7 @@ _AMOUNT_PATTERN = (
     rf"^([-+])?\s*{_CURRENCY}?\s*([-+])?\s*([0-9][0-9.,' \x{{00A0}}\x{{202F}}]*)"
     rf"\s*{_CURRENCY}?$"
 )
+_DAY_MONTH_YEAR = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{4}"
 _DAY_FIRST_ONLY = r"^(1[3-9]|2\d|3[01])[/.-](0?[1-9]|1[0-2])[/.-]\d{4}"
 _MONTH_FIRST_ONLY = r"^(0?[1-9]|1[0-2])[/.-](1[3-9]|2\d|3[01])[/.-]\d{4}"
 _TIME_SUFFIXES = (" %H:%M:%S", " %H:%M", " %I:%M:%S %p", " %I:%M %p", "")
@@ -203,15 +209,15 @@ def _formats(date_part: str) -> str:
 
 _MACROS = (
     # Text -> DOUBLE: plain numbers fast, then currency and separators (rules in the docstring).
-    f"""CREATE OR REPLACE TEMP MACRO _separators_removed(n) AS (
+    """CREATE OR REPLACE TEMP MACRO _separators_removed(n) AS (
         CASE
             WHEN contains(n, ',') AND contains(n, '.') THEN
                 CASE WHEN regexp_matches(n, ',[^.]*$')
                      THEN replace(replace(n, '.', ''), ',', '.') ELSE replace(n, ',', '') END
             WHEN contains(n, ',') THEN
-                CASE WHEN regexp_full_match(n, '\\d{{1,3}}(,\\d{{3}})+') THEN replace(n, ',', '')
+                CASE WHEN regexp_full_match(n, '\\d{1,3}(,\\d{3})+') THEN replace(n, ',', '')
                      WHEN regexp_full_match(n, '\\d+,\\d+') THEN replace(n, ',', '.') END
-            WHEN regexp_full_match(n, '\\d{{1,3}}(\\.\\d{{3}}){{2,}}') THEN replace(n, '.', '')
+            WHEN regexp_full_match(n, '\\d{1,3}(\\.\\d{3}){2,}') THEN replace(n, '.', '')
             ELSE n
         END)""",
     f"""CREATE OR REPLACE TEMP MACRO _parse_amount(v) AS (
@@ -310,11 +316,13 @@ class ImportReport:
                 f"{t.table} <- {t.source_file.name}: {t.rows_read:,} rows read, "
                 f"{t.rows_loaded:,} loaded, {t.rows_quarantined:,} quarantined "
                 f"({t.rejected_share:.2%}), {t.duplicates_collapsed:,} exact duplicates "
-                f"collapsed [{t.seconds:.1f}s]"
+                f"collapsed, in {t.seconds:.1f}s"
             )
             for reason, rows in sorted(t.quarantined.items(), key=lambda kv: -kv[1]):
                 shown = ", ".join(map(str, t.examples.get(reason, [])))
                 lines.append(f"  {reason}: {rows:,} (lines {shown}{', ...' if rows > 3 else ''})")
+            if t.date_order:
+                lines.append(f"  dates read {t.date_order}")
             if t.extra_columns:
                 lines.append(f"  kept aside in {RAW_SCHEMA}.{t.table}{EXTRA_SUFFIX}: "
                              + ", ".join(t.extra_columns))
@@ -375,10 +383,9 @@ def _normalised(name: str) -> str:
 
 def _expected_columns(table: str) -> str:
     rules = RULES[table]
-    expected = [c + "?" for c in rules.key if c not in rules.required and c == rules.synthesisable]
-    expected += [c for c in rules.key if c not in rules.required and c != rules.synthesisable]
-    expected += list(rules.required)
-    optional = [c for c in RAW_TABLES[table] if c not in rules.key + rules.required]
+    needed = list(dict.fromkeys(rules.key + rules.required))
+    expected = [c + ("?" if c == rules.synthesisable else "") for c in needed]
+    optional = [c for c in RAW_TABLES[table] if c not in needed]
     return f"{', '.join(expected)} (optional: {', '.join(optional)})"
 
 
@@ -412,7 +419,8 @@ def _resolve_columns(
               if c != rules.synthesisable and c not in resolved]
     if needed:
         shown = ", ".join(map(repr, found))
-        hint = f"map them in the mapping file, e.g. {table}: {{'{found[0]}': {needed[0]}}}"
+        unmapped = [name for name in found if name not in taken] or found
+        hint = f"map yours with --mapping, e.g. {table}: {{'{unmapped[0]}': {needed[0]}}}"
         if len(found) == 1:
             guess = max(DELIMITER_CANDIDATES, key=found[0].count)
             if found[0].count(guess) and guess != delimiter:
@@ -510,13 +518,22 @@ def _csv_header(path: Path, table: str, encoding: str, delimiter: str | None
 
 @dataclass
 class _Staged:
-    """One file read into temporary tables, validated, ready to be written."""
+    """One file: its columns as inspected, then its rows in temporary tables."""
     table: str
     source: Path
-    kind: str
+    kind: str  # csv or parquet
+    delimiter: str | None
+    found: list[str]  # the file's columns
     columns: dict[str, str]  # ours -> theirs
     extras: list[str]
+    translations: dict[str, dict[str, str]]
     report: TableReport
+    malformed: int = 0  # CSV records the reader rejected
+
+    def staged_column(self, name: str) -> str:
+        """A file column as staged: by position (c0, c1, ...), so no name can clash with
+        anything, not even DuckDB's rowid."""
+        return f"c{self.found.index(name)}"
 
     @property
     def src(self) -> str:
@@ -535,52 +552,72 @@ class _Staged:
         return _ident(f"_shifts_{self.table}")
 
 
-def _read_source(con: duckdb.DuckDBPyConnection, table: str, path: Path, encoding: str,
-                 delimiter: str | None) -> tuple[str, list[str]]:
-    """Stream the file into temp table _src_<table> (all text, file order; rowid = position)
-    and, for CSV, its malformed records into _rejects_<table>(line, csv_line, error)."""
+def _inspect(con: duckdb.DuckDBPyConnection, table: str, path: Path, block: dict[str, Any],
+             encoding: str, delimiter: str | None) -> _Staged:
+    """Check a file's format, encoding and columns without reading its rows."""
+    renames, translations = _split_mapping(table, block)
     kind = _file_kind(path)
-    src, rejects = _ident(f"_src_{table}"), _ident(f"_rejects_{table}")
-    if kind == "parquet":
+    if kind == "csv":
+        found, delimiter = _csv_header(path, table, encoding, delimiter)
+    else:
         try:
-            described = con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({_str(str(path))})").fetchall()
+            found = [row[0] for row in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({_str(str(path))})").fetchall()]
         except duckdb.Error as exc:
             raise ImportFailed(f"{path.name}: not a readable Parquet file ({exc})") from exc
-        found = [row[0] for row in described]
-        casts = ", ".join(f"CAST({_ident(n)} AS VARCHAR) AS {_ident(n)}" for n in found)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS "
-                    f"SELECT {casts} FROM read_parquet({_str(str(path))})")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} "
+    columns, extras = _resolve_columns(table, path, found, renames, delimiter)
+    report = TableReport(table=table, source_file=path, columns=columns, filled={},
+                         extra_columns=extras, date_order=None)
+    return _Staged(table, path, kind, delimiter, found, columns, extras, translations, report)
+
+
+def _read_rows(con: duckdb.DuckDBPyConnection, staged: _Staged, encoding: str) -> int:
+    """Stream the file into _src_<table> (all text, columns c0, c1, ..., in file order, so
+    rowid = position) and, for CSV, its malformed records into _rejects_<table>(line,
+    csv_line, error)."""
+    path = _str(str(staged.source))
+    if staged.kind == "parquet":
+        casts = ", ".join(f"CAST({_ident(n)} AS VARCHAR) AS {staged.staged_column(n)}"
+                          for n in staged.found)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {staged.src} AS "
+                    f"SELECT {casts} FROM read_parquet({path})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {staged.rejects} "
                     "(line BIGINT, csv_line VARCHAR, error VARCHAR)")
-        return kind, found
-    found, delimiter = _csv_header(path, table, encoding, delimiter)
-    columns = "{" + ", ".join(f"{_str(n)}: 'VARCHAR'" for n in found) + "}"
-    errors = f"_reject_errors_{table}"
-    try:
+    else:
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(staged.found))) + "}"
+        errors = f"_reject_errors_{staged.table}"
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {staged.src} AS SELECT * FROM read_csv({path}, "
+                f"auto_detect = false, header = true, skip = 0, delim = "
+                f"{_str(staged.delimiter)}, quote = '\"', escape = '\"', columns = {columns}, "
+                f"encoding = {_str(encoding)}, store_rejects = true, rejects_table = "
+                f"{_str(errors)}, rejects_scan = {_str(f'_reject_scans_{staged.table}')})"
+            )
+        except duckdb.Error as exc:
+            raise ImportFailed(f"{staged.source.name}: cannot be read as CSV ({exc})") from exc
+        bad_encoding = con.execute(f"SELECT min(line) FROM {_ident(errors)} "
+                                   "WHERE error_type = 'INVALID ENCODING'").fetchone()[0]
+        if bad_encoding is not None:
+            raise ImportFailed(
+                f"{staged.source.name}: line {bad_encoding} is not valid UTF-8; the file "
+                "looks Latin-1/Windows encoded — pass --encoding latin-1"
+            )
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {src} AS SELECT * FROM read_csv("
-            f"{_str(str(path))}, auto_detect = false, header = true, skip = 0, "
-            f"delim = {_str(delimiter)}, quote = '\"', escape = '\"', columns = {columns}, "
-            f"encoding = {_str(encoding)}, store_rejects = true, "
-            f"rejects_table = {_str(errors)}, rejects_scan = {_str(f'_reject_scans_{table}')})"
+            f"CREATE OR REPLACE TEMP TABLE {staged.rejects} AS SELECT line::BIGINT AS line, "
+            "any_value(csv_line ORDER BY column_idx) AS csv_line, "
+            "any_value(error_message ORDER BY column_idx) AS error "
+            f"FROM {_ident(errors)} GROUP BY line ORDER BY line"
         )
-    except duckdb.Error as exc:
-        raise ImportFailed(f"{path.name}: cannot be read as CSV ({exc})") from exc
-    bad_encoding = con.execute(
-        f"SELECT min(line) FROM {_ident(errors)} WHERE error_type = 'INVALID ENCODING'").fetchone()[0]
-    if bad_encoding is not None:
+    rows = con.execute(f"SELECT count(*) FROM {staged.src}").fetchone()[0]
+    staged.malformed = con.execute(f"SELECT count(*) FROM {staged.rejects}").fetchone()[0]
+    if rows == 0:
         raise ImportFailed(
-            f"{path.name}: line {bad_encoding} is not valid {encoding.upper()}; the file looks "
-            "Latin-1/Windows encoded — pass --encoding latin-1"
+            f"{staged.source.name}: no readable rows"
+            + (f" ({staged.malformed:,} malformed: check the delimiter and quoting)"
+               if staged.malformed else " (only a header); expected one row per record")
         )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {rejects} AS SELECT line::BIGINT AS line, "
-        "any_value(csv_line ORDER BY column_idx) AS csv_line, "
-        "any_value(error_message ORDER BY column_idx) AS error "
-        f"FROM {_ident(errors)} GROUP BY line ORDER BY line"
-    )
-    return kind, found
+    return rows
 
 
 def _day_first(con: duckdb.DuckDBPyConnection, src: str, column: str) -> tuple[bool, str | None]:
@@ -588,8 +625,8 @@ def _day_first(con: duckdb.DuckDBPyConnection, src: str, column: str) -> tuple[b
     day_only, month_only, shaped = con.execute(
         f"SELECT count(*) FILTER (regexp_matches(v, {_str(_DAY_FIRST_ONLY)})), "
         f"count(*) FILTER (regexp_matches(v, {_str(_MONTH_FIRST_ONLY)})), count(*) "
-        f"FROM (SELECT _clean({_ident(column)}) AS v FROM {src}) "
-        "WHERE strpos(v, '/') IN (2, 3) OR strpos(v, '.') IN (2, 3) OR strpos(v, '-') IN (2, 3)"
+        f"FROM (SELECT trim({_ident(column)}) AS v FROM {src} "
+        f"WHERE regexp_matches({_ident(column)}, {_str(_DAY_MONTH_YEAR)}))"
     ).fetchone()
     if not shaped:
         return True, None
@@ -606,36 +643,34 @@ def _text_sql(column: str, translation: dict[str, str] | None) -> str:
     return f"CASE lower({text}) {cases} ELSE {text} END"
 
 
-def _stage(con: duckdb.DuckDBPyConnection, table: str, path: Path, block: dict[str, Any],
-           encoding: str, delimiter: str | None, load_time: datetime) -> _Staged:
+def _stage(con: duckdb.DuckDBPyConnection, staged: _Staged, encoding: str,
+           load_time: datetime) -> None:
+    """Read the file's rows, type and validate them, count what will be loaded."""
     started = time.perf_counter()
-    rules, contract = RULES[table], RAW_TABLES[table]
-    renames, translations = _split_mapping(table, block)
-    kind, found = _read_source(con, table, path, encoding, delimiter)
-    columns, extras = _resolve_columns(table, path, found, renames, delimiter)
-    staged = _Staged(table, path, kind, columns, extras, TableReport(
-        table=table, source_file=path, columns=columns, filled={}, extra_columns=extras,
-        date_order=None))
-    rows = con.execute(f"SELECT count(*) FROM {staged.src}").fetchone()[0]
-    if rows == 0:
-        malformed = con.execute(f"SELECT count(*) FROM {staged.rejects}").fetchone()[0]
-        raise ImportFailed(
-            f"{path.name}: no readable rows"
-            + (f" ({malformed:,} malformed: check the delimiter and quoting)" if malformed
-               else " (only a header); expected one row per record")
-        )
+    rows = _read_rows(con, staged, encoding)
+    _type_rows(con, staged, load_time)
+    if all(c in staged.columns for c in RULES[staged.table].key):
+        _mark_duplicates(con, staged)
+    _count(con, staged, rows)
+    staged.report.seconds = time.perf_counter() - started
 
+
+def _type_rows(con: duckdb.DuckDBPyConnection, staged: _Staged, load_time: datetime) -> None:
+    """Temp table _typed_<table>: the contract's columns typed and filled, the unknown
+    columns as _extra_<i>, the row's position (_src_row) and its quarantine reason."""
+    rules, contract, columns = RULES[staged.table], RAW_TABLES[staged.table], staged.columns
     texts, parsed, reasons, negatives = [], [], [], []
     for column, their in columns.items():
-        data_type = contract[column]
-        texts.append(f"{_text_sql(their, translations.get(column))} AS {_ident('_text_' + column)}")
-        text = _ident("_text_" + column)
+        data_type, text = contract[column], _ident("_text_" + column)
+        texts.append(f"{_text_sql(staged.staged_column(their), staged.translations.get(column))}"
+                     f" AS {text}")
         if column in rules.required:
             reasons.append(f"WHEN {text} IS NULL THEN {_str('null_' + column)}")
         if data_type in _PARSERS:
             macro, reason = _PARSERS[data_type]
             if data_type == "TIMESTAMP":
-                day_first, staged.report.date_order = _day_first(con, staged.src, their)
+                day_first, staged.report.date_order = _day_first(
+                    con, staged.src, staged.staged_column(their))
                 parsed.append(f"{macro}({text}, {str(day_first).lower()}) AS {_ident(column)}")
             else:
                 parsed.append(f"{macro}({text}) AS {_ident(column)}")
@@ -653,7 +688,7 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, path: Path, block: dict[s
     outputs, windowed = [], False
     for column, data_type in contract.items():
         if column == rules.synthesisable and _needs_synthesis(con, staged, column):
-            outputs.append(f"{_synthesised_sql(rules, column, column in columns)} AS {_ident(column)}")
+            outputs.append(f"{_synthesised_sql(rules, column, columns)} AS {_ident(column)}")
             windowed = True
             staged.report.filled[column] = (
                 "synthesised where empty" if column in columns else "synthesised (not in the file)")
@@ -663,43 +698,43 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, path: Path, block: dict[s
             default = rules.defaults.get(column, "NULL")
             outputs.append(f"CAST({default} AS {data_type}) AS {_ident(column)}")
             staged.report.filled[column] = f"not in the file: {default}"
-    reason_sql = "CASE " + " ".join(reasons) + " END" if reasons else "NULL"
-    extra_sql = "".join(f", {_ident(name)} AS _extra_{i}" for i, name in enumerate(extras))
-    extra_out = "".join(f", _extra_{i}" for i in range(len(extras)))
+    extras_in = "".join(f", {staged.staged_column(name)} AS _extra_{i}"
+                        for i, name in enumerate(staged.extras))
+    extras_out = "".join(f", _extra_{i}" for i in range(len(staged.extras)))
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {staged.typed} AS "
-        f"WITH texts AS (SELECT rowid AS _src_row, {', '.join(texts)}{extra_sql} "
+        f"WITH texts AS (SELECT rowid AS _src_row, {', '.join(texts)}{extras_in} "
         f"FROM {staged.src}), "
         f"parsed AS (SELECT *, {', '.join(parsed)} FROM texts) "
-        f"SELECT _src_row, {', '.join(outputs)}{extra_out}, {reason_sql} AS _reason, "
-        f"false AS _collapsed FROM parsed"
+        f"SELECT _src_row, {', '.join(outputs)}{extras_out}, "
+        f"CASE {' '.join(reasons)} END AS _reason, false AS _collapsed FROM parsed"
+        # a window does not keep file order; the raw tables are written in file order
         + (" ORDER BY _src_row" if windowed else "")
     )
-    if all(c in columns for c in rules.key):
-        _mark_duplicates(con, staged)
-    _count(con, staged, rows)
-    staged.report.seconds = time.perf_counter() - started
-    return staged
 
 
 def _needs_synthesis(con: duckdb.DuckDBPyConnection, staged: _Staged, column: str) -> bool:
     if column not in staged.columns:
         return True
-    their = _ident(staged.columns[column])
+    their = staged.staged_column(staged.columns[column])
     return bool(con.execute(
         f"SELECT count(*) FROM {staged.src} WHERE _clean({their}) IS NULL").fetchone()[0])
 
 
-def _synthesised_sql(rules: _TableRules, column: str, present: bool) -> str:
+def _synthesised_sql(rules: _TableRules, column: str, columns: dict[str, str]) -> str:
+    """SQL for a missing key: a position (order lines) or a hash of the row's values and
+    its ordinal among rows identical in them (a value the file lacks counts as empty)."""
+    present = column in columns
     if rules.position_within:
         within = _ident(rules.position_within)
         value = f"row_number() OVER (PARTITION BY {within} ORDER BY _src_row)::INTEGER"
     else:
-        parts = [f"coalesce(CAST({_ident(c)} AS VARCHAR), '')" for c in rules.hashed_id_from]
-        identical = ", ".join(_ident(c) for c in rules.hashed_id_from)
+        hashed = [c for c in rules.hashed_id_from if c in columns]
+        parts = [f"coalesce(CAST({_ident(c)} AS VARCHAR), '')" if c in columns else "''"
+                 for c in rules.hashed_id_from]
         null_key = f"{_ident(column)} IS NULL" if present else "true"
-        ordinal = (f"row_number() OVER (PARTITION BY {null_key}, {identical} "
-                   "ORDER BY _src_row)")
+        identical = "".join(f", {_ident(c)}" for c in hashed)
+        ordinal = f"row_number() OVER (PARTITION BY {null_key}{identical} ORDER BY _src_row)"
         value = (f"'syn-' || left(md5(concat_ws('|', {', '.join(parts)}, "
                  f"CAST({ordinal} AS VARCHAR))), 16)")
     return f"coalesce({_ident(column)}, {value})" if present else value
@@ -740,7 +775,9 @@ def _line_sql(staged: _Staged, row: str) -> tuple[str, str]:
     own lines, so a row's line is its position + 2 + the malformed records before it."""
     if staged.kind == "parquet":
         return "", f"{row} + 1"
-    join = (f"ASOF LEFT JOIN {staged.shifts} AS shift ON {row} >= shift.good_before")
+    if not staged.malformed:
+        return "", f"{row} + 2"
+    join = f"ASOF LEFT JOIN {staged.shifts} AS shift ON {row} >= shift.good_before"
     return join, f"{row} + 2 + coalesce(shift.malformed_before, 0)"
 
 
@@ -762,7 +799,7 @@ def _count(con: duckdb.DuckDBPyConnection, staged: _Staged, rows: int) -> None:
     report = staged.report
     report.quarantined = {reason: n for reason, n, _ in sorted(counts)}
     report.examples = {reason: lines for reason, _, lines in sorted(counts)}
-    report.rows_read = rows + report.quarantined.get("malformed_row", 0)
+    report.rows_read = rows + staged.malformed
     report.duplicates_collapsed = con.execute(
         f"SELECT count(*) FROM {staged.typed} WHERE _collapsed").fetchone()[0]
     report.rows_loaded = report.rows_read - report.rows_quarantined - report.duplicates_collapsed
@@ -786,16 +823,18 @@ def _write(con: duckdb.DuckDBPyConnection, staged: _Staged) -> None:
         taken = set(rules.key) | {"source_line"}
         extras = ", ".join(f"t._extra_{i} AS {_ident(n + '_source' if n in taken else n)}"
                            for i, n in enumerate(staged.extras))
+        something = " OR ".join(f"t._extra_{i} IS NOT NULL" for i in range(len(staged.extras)))
         con.execute(
             f"CREATE OR REPLACE TABLE {extra_table} AS SELECT {keys}, "
             f"CAST({line} AS BIGINT) AS source_line, {extras} FROM {staged.typed} AS t {join} "
-            "WHERE t._reason IS NULL AND NOT t._collapsed ORDER BY t._src_row"
+            f"WHERE t._reason IS NULL AND NOT t._collapsed AND ({something})"
+            + (" ORDER BY t._src_row" if join else "")
         )
     else:
         con.execute(f"DROP TABLE IF EXISTS {extra_table}")
     join, line = _line_sql(staged, "t._src_row")
-    record = "json_object(" + ", ".join(f"{_str(n)}, s.{_ident(n)}" for n in _source_columns(
-        con, staged)) + ")"
+    record = "json_object(" + ", ".join(f"{_str(n)}, s.{staged.staged_column(n)}"
+                                        for n in staged.found) + ")"
     source = _str(str(staged.source))
     con.execute(
         f"INSERT INTO {qualified(RAW_SCHEMA, QUARANTINE_TABLE)} "
@@ -806,10 +845,6 @@ def _write(con: duckdb.DuckDBPyConnection, staged: _Staged) -> None:
         f"UNION ALL SELECT line, 'malformed_row', json_object('csv_line', csv_line, "
         f"'error', error) FROM {staged.rejects}) ORDER BY line_number"
     )
-
-
-def _source_columns(con: duckdb.DuckDBPyConnection, staged: _Staged) -> list[str]:
-    return [row[0] for row in con.execute(f"DESCRIBE {staged.src}").fetchall()]
 
 
 def _write_all(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> list[str]:
@@ -885,10 +920,9 @@ def import_files(
         if table not in files:
             raise ImportFailed(f"{table} is required: pass --{table.replace('_', '-')} FILE")
     mapping = mapping or {}
-    unmapped = sorted(set(mapping) - set(files))
-    if unmapped and set(unmapped) - set(RAW_TABLES):
-        raise ImportFailed(f"the mapping names unknown table(s) "
-                           f"{', '.join(sorted(set(unmapped) - set(RAW_TABLES)))}; expected "
+    unknown = sorted(set(mapping) - set(RAW_TABLES))
+    if unknown:
+        raise ImportFailed(f"the mapping names unknown table(s) {', '.join(unknown)}; expected "
                            f"some of {', '.join(RAW_TABLES)}")
     paths = {table: Path(path).expanduser().resolve() for table, path in files.items()}
     for table, path in paths.items():
@@ -900,21 +934,20 @@ def import_files(
     warehouse = Path(warehouse_path or get_settings().warehouse_path)
 
     with connect(warehouse) as con:
+        con.execute(f"SET memory_limit = {_str(MEMORY_LIMIT)}")
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET preserve_insertion_order = true")  # rowid = position in the file
         for macro in _MACROS:
             con.execute(macro)
-        staged = [
-            _stage(con, table, paths[table], mapping.get(table) or {}, encoding, delimiter,
-                   load_time)
-            for table in RAW_TABLES if table in paths
-        ]
+        staged = [_inspect(con, table, paths[table], mapping.get(table) or {}, encoding,
+                           delimiter) for table in RAW_TABLES if table in paths]
+        for table in staged:
+            _stage(con, table, encoding, load_time)
         report = ImportReport(tables={s.table: s.report for s in staged},
                               warehouse_path=warehouse, load_time=load_time)
         too_many = [t for t in report.tables.values() if t.rejected_share > max_rejected_share]
         if too_many:
-            report.seconds = time.perf_counter() - started
-            report.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            _finish(report, started)
             worst = "; ".join(
                 f"{t.source_file.name}: {t.rejected_share:.1%} of {t.rows_read:,} rows rejected"
                 for t in too_many)
@@ -923,6 +956,10 @@ def import_files(
                 f"file(s) or pass --max-rejected-share.\n{report.summary()}", report)
         report.dropped_tables = _write_all(con, staged)
     report.committed = True
+    return _finish(report, started)
+
+
+def _finish(report: ImportReport, started: float) -> ImportReport:
     report.seconds = time.perf_counter() - started
     report.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return report

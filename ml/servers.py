@@ -14,6 +14,7 @@ serves the same SQLite file, and experiments keep file:// artifact locations und
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -33,6 +34,9 @@ HOST = "127.0.0.1"
 ADMIN_USER = "admin"
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+# SQLite metadata DB: wait up to a minute for a competing writer instead of failing after
+# SQLite's default five seconds ("database is locked"). Airflow imports this dict by name.
+SQLITE_CONNECT_ARGS = {"timeout": 60}
 # Stopped first to last: the scheduler stops handing out work before the API its tasks report to.
 AIRFLOW_COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 
@@ -123,7 +127,26 @@ def server_environment(lay: Layout) -> dict[str, str]:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
+    if _airflow_sqlite_path(lay) is not None:
+        for key in ("SQL_ALCHEMY_CONNECT_ARGS", "SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
+            env.setdefault(f"AIRFLOW__DATABASE__{key}", f"{__name__}.SQLITE_CONNECT_ARGS")
     return env
+
+
+def _airflow_sqlite_path(lay: Layout) -> Path | None:
+    """The Airflow metadata DB file when it is SQLite (the local default), else None."""
+    conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                          f"sqlite:///{lay.settings.airflow_home / 'airflow.db'}")
+    return Path(conn.removeprefix("sqlite:///")) if conn.startswith("sqlite:///") else None
+
+
+def _use_wal(db: Path) -> None:
+    """Write-ahead logging (persistent in the file): readers stop blocking the writer, so the
+    scheduler, dag-processor, triggerer and API server share one SQLite file without stalls."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+        con.execute("PRAGMA journal_mode=WAL")
 
 
 def _command(lay: Layout, name: str) -> list[str]:
@@ -268,6 +291,8 @@ def _prepare(lay: Layout) -> None:
 
         compile_manifest()
     ensure_airflow_ready()
+    if (db := _airflow_sqlite_path(lay)) is not None and db.exists():
+        _use_wal(db)
 
 
 def _start(lay: Layout, name: str, env: dict[str, str]) -> None:
@@ -304,7 +329,11 @@ def up(timeout: float = 240.0, echo=print) -> dict:
         for name in dead:
             _start(lay, name, env)
         echo(f"started {', '.join(dead)}; waiting for the health checks ...")
-    _wait_healthy(lay, timeout)
+    try:
+        _wait_healthy(lay, timeout)
+    except ServerError as exc:
+        down(echo=None)  # leave nothing half-started behind
+        raise ServerError(f"{exc}\n(the servers were stopped again)") from None
     info = status(echo=None)
     echo(login_text(lay, password))
     return {**info, "password": password}
@@ -414,3 +443,132 @@ def is_running() -> bool:
     same metadata DB would race the scheduler)."""
     lay = layout()
     return any(_process(lay, name) is not None for name in lay.components())
+
+
+# ---------------------------------------------------------------- REST client
+class AirflowClient:
+    """Airflow's REST API v2 with token authentication (what the e2e test and the benchmark
+    drive the scheduler through)."""
+
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30.0):
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self._credentials = {"username": username, "password": password}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._token: str | None = None
+
+    @classmethod
+    def for_local_servers(cls) -> AirflowClient:
+        lay = layout()
+        return cls(lay.airflow_url, ADMIN_USER, admin_password(lay))
+
+    def token(self) -> str:
+        response = self._http.post("/auth/token", json=self._credentials)
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def request(self, method: str, path: str, **kwargs):
+        """An authenticated call to ``/api/v2{path}``; raises on an error status."""
+        if self._token is None:
+            self._token = self.token()
+        headers = {"Authorization": f"Bearer {self._token}"}
+        response = self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
+        if response.status_code == 401:  # the token expired: get a new one once
+            self._token = self.token()
+            headers["Authorization"] = f"Bearer {self._token}"
+            response = self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
+        if response.is_error:
+            raise ServerError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 1000})["dags"]}
+
+    def wait_for_dags(self, dag_ids, timeout: float = 300.0) -> None:
+        """Until the dag-processor has registered every DAG in ``dag_ids``."""
+        deadline = time.monotonic() + timeout
+        while missing := set(dag_ids) - self.dag_ids():
+            errors = self.request("GET", "/importErrors")["import_errors"]
+            if errors:
+                raise ServerError(f"DAG import errors: {errors}")
+            if time.monotonic() > deadline:
+                raise ServerError(f"DAGs not registered after {timeout:.0f}s: {sorted(missing)}")
+            time.sleep(2)
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, conf: dict | None = None, run_id: str | None = None,
+                run_after: str | None = None) -> dict:
+        body: dict = {"logical_date": None, "conf": conf or {}}
+        if run_id:
+            body["dag_run_id"] = run_id
+        if run_after:
+            body["run_after"] = run_after
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+
+    def trigger_in_schedule_slot(self, dag_id: str, conf: dict | None = None,
+                                 run_id: str | None = None) -> dict:
+        """Trigger ``dag_id`` now, in the slot of its next scheduled run (its logical date), so
+        that unpausing it does not schedule the same work a second time."""
+        slot = self.request("GET", f"/dags/{dag_id}")["next_dagrun_logical_date"]
+        body = {"logical_date": slot, "conf": conf or {}}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns",
+                            params={"limit": 100, "order_by": "run_after"})["dag_runs"]
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def delete_run(self, dag_id: str, run_id: str) -> None:
+        self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                            params={"limit": 1000})["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
+        value = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+                                    f"/xcomEntries/{key}")["value"]
+        if isinstance(value, str):  # stored as serialised JSON text
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def respond(self, dag_id: str, run_id: str, task_id: str, option: str = "Approve",
+                map_index: int = -1) -> dict:
+        """Answer a human-in-the-loop task (ApprovalOperator: "Approve" or "Reject")."""
+        return self.request("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+                                     f"/{map_index}/hitlDetails",
+                            json={"chosen_options": [option]})
+
+    def wait_for_new_run(self, dag_id: str, known=(), timeout: float = 120.0) -> str:
+        """The id of the first run of ``dag_id`` not in ``known`` (e.g. asset-triggered)."""
+        deadline = time.monotonic() + timeout
+        while not (new := [r["dag_run_id"] for r in self.runs(dag_id)
+                           if r["dag_run_id"] not in set(known)]):
+            if time.monotonic() > deadline:
+                raise ServerError(f"no new {dag_id} run within {timeout:.0f}s")
+            time.sleep(2)
+        return new[0]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 900.0,
+                     poll: float = 3.0) -> dict:
+        """Until the run finishes; raises with the failed tasks when it did not succeed."""
+        deadline = time.monotonic() + timeout
+        while (run := self.run(dag_id, run_id))["state"] not in ("success", "failed"):
+            if time.monotonic() > deadline:
+                raise ServerError(f"{dag_id} {run_id} still {run['state']} after {timeout:.0f}s")
+            time.sleep(poll)
+        if run["state"] != "success":
+            failed = [t["task_id"] for t in self.task_instances(dag_id, run_id)
+                      if t["state"] in ("failed", "upstream_failed")]
+            raise ServerError(f"{dag_id} {run_id} ended {run['state']}; failed tasks: {failed}")
+        return run

@@ -37,7 +37,8 @@ class Settings:
 
     @property
     def dbt_target_dir(self) -> Path:
-        return self.dbt_manifest_path.parent
+        """dbt's own target dir (run results, partial parse); the DAGs' manifest is a copy."""
+        return self.local_dir / "dbt_target"
 
 
 def get_settings() -> Settings:

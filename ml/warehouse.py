@@ -62,10 +62,8 @@ def replace_tables(tables: Mapping[str, pa.Table], path: Path | None = None) -> 
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
+    rows = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchall()  # fetchall: DuckDB 2.0 refuses new work while a result is unfinished
+    return bool(rows[0][0])

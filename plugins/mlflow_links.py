@@ -66,12 +66,13 @@ class CustomerMLPlatformPlugin(AirflowPlugin):
     name = "customer_ml_platform"
     external_views = [
         {
-            "name": "MLflow",
+            # Under "Browse". No url_route: MLflow is another origin that refuses to be framed,
+            # so the entry opens the registry in a new tab. (Airflow 3.3 renders top-level
+            # external entries as a <button href> that does not navigate.)
+            "name": "MLflow model registry",
             "href": f"{mlflow_ui_url()}/#/models",
             "destination": "nav",
-            "nav_top_level": True,
-            # No url_route: MLflow is another origin and refuses to be framed, so this opens
-            # the registry in its own tab.
+            "category": "browse",
         }
     ]
     global_operator_extra_links = [MLflowRunLink()]

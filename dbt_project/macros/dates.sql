@@ -3,28 +3,23 @@
     cast({{ dbt.dateadd('day', days, date_expression) }} as date)
 {%- endmacro %}
 
-{#- Whole days since 1970-01-01: an integer ordering key, so window frames can say
-    "RANGE BETWEEN 30 PRECEDING AND 1 PRECEDING" on any engine. -#}
+{#- Whole days since 1970-01-01: trailing windows become integer comparisons
+    ("last 30 days" = day >= as_of_day - 30 and day < as_of_day) on every engine. -#}
 {% macro day_number(date_expression) -%}
     {{ dbt.datediff("cast('1970-01-01' as date)", "cast(" ~ date_expression ~ " as date)", 'day') }}
 {%- endmacro %}
 
-{#- First day of the period (month, or ISO week starting Monday) holding the date. -#}
+{#- First day of the period holding the date: cadence 'month', or 'week' (ISO weeks start
+    on Monday on every engine). -#}
 {% macro period_start(cadence, date_expression) %}
     {{ return(adapter.dispatch('period_start')(cadence, date_expression)) }}
 {% endmacro %}
 
 {% macro default__period_start(cadence, date_expression) -%}
-    {%- if cadence not in ('month', 'week') -%}
-        {{ exceptions.raise_compiler_error("snapshot_cadence must be month or week, got " ~ cadence) }}
-    {%- endif -%}
     cast(date_trunc('{{ cadence }}', cast({{ date_expression }} as date)) as date)
 {%- endmacro %}
 
 {% macro bigquery__period_start(cadence, date_expression) -%}
-    {%- if cadence not in ('month', 'week') -%}
-        {{ exceptions.raise_compiler_error("snapshot_cadence must be month or week, got " ~ cadence) }}
-    {%- endif -%}
     date_trunc(cast({{ date_expression }} as date), {{ 'isoweek' if cadence == 'week' else 'month' }})
 {%- endmacro %}
 

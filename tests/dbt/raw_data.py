@@ -48,49 +48,100 @@ def make_raw_tables(seed: int = 7, customers: int = 60) -> dict[str, pd.DataFram
             if t >= END:
                 break
             status = rng.choice(["completed", "returned", "cancelled"], p=[0.8, 0.12, 0.08])
-            order_rows.append((f"o{len(order_rows):05d}", customer_id, t.replace(microsecond=0),
-                               round(float(rng.uniform(10, 200)), 2),
-                               round(float(rng.choice([0.0, 0.0, 5.0, 12.5])), 2),
-                               str(status), str(rng.choice(["web", "app", "store"]))))
+            order_rows.append(
+                (
+                    f"o{len(order_rows):05d}",
+                    customer_id,
+                    t.replace(microsecond=0),
+                    round(float(rng.uniform(10, 200)), 2),
+                    round(float(rng.choice([0.0, 0.0, 5.0, 12.5])), 2),
+                    str(status),
+                    str(rng.choice(["web", "app", "store"])),
+                )
+            )
         for _ in range(int(rng.integers(0, 40))):
-            session_rows.append((f"s{len(session_rows):05d}", customer_id,
-                                 _random_instant(rng, signed_up_at, END),
-                                 str(rng.choice(["direct", "search", "email"])),
-                                 int(rng.integers(1, 20)), int(rng.integers(0, 4))))
+            session_rows.append(
+                (
+                    f"s{len(session_rows):05d}",
+                    customer_id,
+                    _random_instant(rng, signed_up_at, END),
+                    str(rng.choice(["direct", "search", "email"])),
+                    int(rng.integers(1, 20)),
+                    int(rng.integers(0, 4)),
+                )
+            )
         for _ in range(int(rng.integers(0, 30))):
-            touch_rows.append((f"t{len(touch_rows):05d}", customer_id,
-                               _random_instant(rng, signed_up_at, END), str(rng.choice(CHANNELS)),
-                               f"camp{int(rng.integers(1, 5))}", round(float(rng.uniform(0.1, 3)), 2),
-                               bool(rng.random() < 0.3)))
+            touch_rows.append(
+                (
+                    f"t{len(touch_rows):05d}",
+                    customer_id,
+                    _random_instant(rng, signed_up_at, END),
+                    str(rng.choice(CHANNELS)),
+                    f"camp{int(rng.integers(1, 5))}",
+                    round(float(rng.uniform(0.1, 3)), 2),
+                    bool(rng.random() < 0.3),
+                )
+            )
     customer_rows.append((NEVER_ORDERED_CUSTOMER, datetime(2023, 5, 5, 12), "north", "SEO"))
     for days in (40, 41, 300):
-        order_rows.append((f"o_orphan_{days}", ORPHAN_CUSTOMER, START + timedelta(days=days, hours=9),
-                           50.0, 0.0, "completed", "web"))
+        order_rows.append(
+            (
+                f"o_orphan_{days}",
+                ORPHAN_CUSTOMER,
+                START + timedelta(days=days, hours=9),
+                50.0,
+                0.0,
+                "completed",
+                "web",
+            )
+        )
     order_rows += _boundary_events()
     customer_rows.append((BOUNDARY_CUSTOMER, datetime(2023, 6, 1), "west", "CRM"))
     orders = pd.DataFrame(order_rows, columns=list(RAW_TABLES["orders"]))
     for order_id in orders["order_id"]:
         for line in range(int(rng.integers(1, 4))):
-            item_rows.append((order_id, line + 1, f"p{int(rng.integers(0, 50))}",
-                              str(rng.choice(CATEGORIES)), int(rng.integers(1, 4)),
-                              round(float(rng.uniform(5, 80)), 2)))
+            item_rows.append(
+                (
+                    order_id,
+                    line + 1,
+                    f"p{int(rng.integers(0, 50))}",
+                    str(rng.choice(CATEGORIES)),
+                    int(rng.integers(1, 4)),
+                    round(float(rng.uniform(5, 80)), 2),
+                )
+            )
     session_rows.append(("s_boundary_at", BOUNDARY_CUSTOMER, datetime(2024, 3, 1), "direct", 3, 1))
-    session_rows.append(("s_boundary_before", BOUNDARY_CUSTOMER, datetime(2024, 2, 29, 23, 59, 59),
-                         "direct", 5, 2))
-    touch_rows.append(("t_boundary_at", BOUNDARY_CUSTOMER, datetime(2024, 3, 1), "SEM", "b", 1.0, True))
-    touch_rows.append(("t_boundary_before", BOUNDARY_CUSTOMER, datetime(2024, 2, 29, 23, 59, 59),
-                       "CRM", "b", 1.0, True))
+    session_rows.append(
+        ("s_boundary_before", BOUNDARY_CUSTOMER, datetime(2024, 2, 29, 23, 59, 59), "direct", 5, 2)
+    )
+    touch_rows.append(
+        ("t_boundary_at", BOUNDARY_CUSTOMER, datetime(2024, 3, 1), "SEM", "b", 1.0, True)
+    )
+    touch_rows.append(
+        (
+            "t_boundary_before",
+            BOUNDARY_CUSTOMER,
+            datetime(2024, 2, 29, 23, 59, 59),
+            "CRM",
+            "b",
+            1.0,
+            True,
+        )
+    )
     return {
         "customers": pd.DataFrame(customer_rows, columns=list(RAW_TABLES["customers"])),
         "orders": orders,
         "order_items": pd.DataFrame(item_rows, columns=list(RAW_TABLES["order_items"])),
         "sessions": pd.DataFrame(session_rows, columns=list(RAW_TABLES["sessions"])),
-        "marketing_touches": pd.DataFrame(touch_rows, columns=list(RAW_TABLES["marketing_touches"])),
+        "marketing_touches": pd.DataFrame(
+            touch_rows, columns=list(RAW_TABLES["marketing_touches"])
+        ),
     }
 
 
 def _boundary_events() -> list[tuple]:
     """Completed orders of BOUNDARY_CUSTOMER around the as-of date 2024-03-01."""
+
     def order(suffix: str, at: datetime, revenue: float = 100.0) -> tuple:
         return (f"o_boundary_{suffix}", BOUNDARY_CUSTOMER, at, revenue, 0.0, "completed", "web")
 

@@ -3,34 +3,20 @@ recomputation from the raw tables."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from tests.dbt.conftest import MARTS
+from tests.dbt.harness import MARTS
 from tests.dbt.raw_data import BOUNDARY_CUSTOMER, NEVER_ORDERED_CUSTOMER, ORPHAN_CUSTOMER
-from tests.dbt.reference import expected_calendar, expected_features, expected_labels
+from tests.dbt.reference import (
+    KEYS,
+    assert_frames_match,
+    expected_calendar,
+    expected_features,
+    expected_labels,
+)
 
 pytestmark = pytest.mark.slow
-
-KEYS = ["customer_id", "as_of_date"]
-
-
-def _compare(actual: pd.DataFrame, expected: pd.DataFrame, columns: list[str]) -> None:
-    merged = actual.merge(expected, on=KEYS, how="outer", suffixes=("", "_expected"), indicator=True)
-    assert (merged["_merge"] == "both").all(), merged.loc[merged["_merge"] != "both", KEYS + ["_merge"]]
-    for column in columns:
-        got, want = merged[column], merged[f"{column}_expected"]
-        if pd.api.types.is_numeric_dtype(want) or pd.api.types.is_bool_dtype(want):
-            got = pd.to_numeric(got.astype("Float64"), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            want = pd.to_numeric(want.astype("Float64"), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            same = np.isclose(got, want, rtol=1e-9, atol=1e-9) | (np.isnan(got) & np.isnan(want))
-        else:
-            same = (got.fillna("<null>") == want.fillna("<null>")).to_numpy()
-        assert same.all(), (
-            f"{column}: {int((~same).sum())} rows differ, e.g.\n"
-            f"{merged.loc[~same, KEYS + [column, column + '_expected']].head()}"
-        )
 
 
 def test_build_creates_every_mart_with_one_row_per_customer_and_as_of(built_warehouse):
@@ -68,14 +54,14 @@ def test_features_match_a_pandas_recomputation_from_raw(built_warehouse, raw_tab
     calendar = expected_calendar(raw_tables["orders"])
     expected = expected_features(raw_tables, calendar)
     actual = built_warehouse.mart("customer_features")
-    _compare(actual, expected, [c for c in expected.columns if c not in KEYS])
+    assert_frames_match(actual, expected, [c for c in expected.columns if c not in KEYS])
 
 
 def test_labels_match_a_pandas_recomputation_from_raw(built_warehouse, raw_tables):
     calendar = expected_calendar(raw_tables["orders"])
     expected = expected_labels(raw_tables, calendar)
     actual = built_warehouse.mart("customer_labels")
-    _compare(actual, expected, ["churn_label", "purchase_label"])
+    assert_frames_match(actual, expected, ["churn_label", "purchase_label"])
     assert actual["churn_label"].notna().any() and actual["churn_label"].isna().any()
 
 
@@ -93,7 +79,9 @@ def test_training_sets_hold_matured_labels_of_their_population(built_warehouse):
         check = training.merge(expected[KEYS + [label]], on=KEYS)
         assert (check["label"] == check[label]).all(), mart
         matured_on = pd.to_datetime(training["label_matured_on"])
-        assert (matured_on == pd.to_datetime(training["as_of_date"]) + pd.Timedelta(days=horizon)).all()
+        assert (
+            matured_on == pd.to_datetime(training["as_of_date"]) + pd.Timedelta(days=horizon)
+        ).all()
         assert set(training["label"].unique()) == {0, 1}
         assert list(training.columns[: len(features.columns)]) == list(features.columns)
 
@@ -102,7 +90,8 @@ def test_events_on_window_boundaries(built_warehouse):
     """The hand-placed events of the boundary customer (see raw_data._boundary_events)."""
     features = built_warehouse.query(
         f"select * from marts.customer_features where customer_id = '{BOUNDARY_CUSTOMER}' "
-        "and as_of_date = date '2024-03-01'").iloc[0]
+        "and as_of_date = date '2024-03-01'"
+    ).iloc[0]
     # 2024-01-31 00:00 (as_of - 30 days) and 2024-02-29 23:59:59 count; 2024-03-01 00:00 does not
     assert features["orders_30d"] == 2
     assert features["days_since_last_order"] == 1
@@ -111,8 +100,11 @@ def test_events_on_window_boundaries(built_warehouse):
     assert features["last_touch_channel"] == "CRM"  # the SEM touch at the as-of midnight is later
     labels = built_warehouse.query(
         f"select * from marts.customer_labels where customer_id = '{BOUNDARY_CUSTOMER}' "
-        "order by as_of_date").set_index("as_of_date")
-    assert labels.loc[pd.Timestamp("2024-03-01"), "purchase_label"] == 1  # order at the as-of midnight
+        "order by as_of_date"
+    ).set_index("as_of_date")
+    assert (
+        labels.loc[pd.Timestamp("2024-03-01"), "purchase_label"] == 1
+    )  # order at the as-of midnight
     assert labels.loc[pd.Timestamp("2024-04-01"), "purchase_label"] == 0  # order at as_of + 30 days
     assert labels.loc[pd.Timestamp("2024-05-01"), "purchase_label"] == 1
 

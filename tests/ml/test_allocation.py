@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from ml.allocation import (
     Allocation,
@@ -37,15 +37,21 @@ def customers(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def random_instance(rng: np.random.Generator, n: int, n_channels: int):
-    """Small instances where contacting is sometimes worth it and sometimes not."""
+    """Instances where contacting is sometimes worth it and sometimes not, with free
+    channels, tied costs and save rates, negative customer values and tight capacities."""
     p = rng.uniform(0, 1, n)
-    v = rng.uniform(0, 100, n)
-    channels = [Channel(f"c{j}", cost=float(rng.choice([0.0, rng.uniform(0.5, 15)],
-                                                       p=[0.1, 0.9])),
-                        save_rate=float(rng.uniform(0.05, 0.6)),
+    v = rng.uniform(-10, 100, n)
+    channels = [Channel(f"c{j}", cost=float(rng.choice([0.0, 0.5, 2.5, rng.uniform(0.5, 15)],
+                                                       p=[0.1, 0.2, 0.2, 0.5])),
+                        save_rate=float(rng.choice([0.2, rng.uniform(0.05, 0.6)])),
                         capacity=None if rng.random() < 0.5 else int(rng.integers(0, n + 1)))
                 for j in range(n_channels)]
     return p, v, channels
+
+
+def random_budget(rng: np.random.Generator, high: float) -> float:
+    """Round budgets (exact fits with the round costs) or arbitrary ones."""
+    return float(rng.choice([1.0, 2.5, 5.0, rng.uniform(0.5, high)]))
 
 
 def brute_force(p, v, channels, budget) -> float:
@@ -79,6 +85,24 @@ def full_lp_bound(p, v, channels, budget) -> float:
     return -result.fun
 
 
+def binary_milp_optimum(p, v, channels, budget) -> float:
+    """The optimum of the textbook MILP: binary x_ic, at most one channel per customer."""
+    values = expected_values(p, v, channels)
+    n, n_channels = values.shape
+    rows = [np.kron(np.eye(n), np.ones(n_channels)),
+            np.tile([c.cost for c in channels], n)[None, :]]
+    rhs = [np.ones(n), [budget]]
+    for j, channel in enumerate(channels):
+        if channel.capacity is not None:
+            rows.append(np.tile(np.eye(n_channels)[j], n)[None, :])
+            rhs.append([channel.capacity])
+    result = milp(-values.ravel(), integrality=np.ones(values.size), bounds=Bounds(0, 1),
+                  constraints=LinearConstraint(np.vstack(rows), -np.inf, np.concatenate(rhs)),
+                  options={"mip_rel_gap": 1e-9})
+    assert result.status == 0
+    return -result.fun
+
+
 def assert_feasible(plan: Allocation, p, v, channels, budget) -> None:
     index = plan.channel_index
     assert index.shape == (len(p),)
@@ -105,7 +129,7 @@ def test_milp_equals_brute_force(seed):
     rng = np.random.default_rng(seed)
     p, v, channels = random_instance(rng, n=int(rng.integers(1, 8)),
                                      n_channels=int(rng.integers(2, 5)))
-    budget = float(rng.uniform(0.5, 40))
+    budget = random_budget(rng, 40)
     plan = allocate(p, v, channels, budget)
     assert plan.method == "milp"
     assert_feasible(plan, p, v, channels, budget)
@@ -118,10 +142,26 @@ def test_lp_bound_equals_the_full_lp_relaxation(seed):
     rng = np.random.default_rng(100 + seed)
     p, v, channels = random_instance(rng, n=int(rng.integers(1, 40)),
                                      n_channels=int(rng.integers(1, 6)))
-    budget = float(rng.uniform(0.5, 200))
+    budget = random_budget(rng, 200)
     plan = allocate(p, v, channels, budget)
     assert plan.lp_bound == pytest.approx(full_lp_bound(p, v, channels, budget),
                                           rel=1e-7, abs=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_milp_equals_the_per_customer_binary_milp(seed):
+    """The exact solver works on channel counts (customers ranked by p * v fill the channels
+    in save-rate order); the textbook formulation, binary x_ic per customer and channel,
+    must agree."""
+    rng = np.random.default_rng(200 + seed)
+    p, v, channels = random_instance(rng, n=int(rng.integers(20, 120)),
+                                     n_channels=int(rng.integers(2, 5)))
+    budget = random_budget(rng, 300)
+    plan = allocate(p, v, channels, budget)
+    assert plan.method == "milp"
+    assert_feasible(plan, p, v, channels, budget)
+    assert plan.objective == pytest.approx(binary_milp_optimum(p, v, channels, budget),
+                                           rel=1e-6, abs=1e-9)
 
 
 # --- feasibility on every path --------------------------------------------------------------
@@ -158,10 +198,11 @@ def test_binding_capacities_on_large_greedy():
     assert plan.gap < 1e-3
 
 
-def test_time_limited_milp_still_returns_a_feasible_plan():
+def test_milp_out_of_time_falls_back_to_the_greedy(caplog):
     p, v = customers(5_000, seed=4)
-    plan = allocate(p, v, CHANNELS, 2_000, time_limit_s=1e-3)
-    assert plan.method in ("milp", "greedy")
+    plan = allocate(p, v, CHANNELS, 2_000, time_limit_s=0)
+    assert plan.method == "greedy"
+    assert "MILP stopped at its 0 s limit" in caplog.text
     assert_feasible(plan, p, v, CHANNELS, 2_000)
     assert plan.gap < 0.01
 
@@ -176,6 +217,15 @@ def test_zero_cost_channel_and_nobody_worth_contacting():
     nobody = allocate(p, np.zeros(4), channels, 10.0)
     assert (nobody.channel_index == -1).all()
     assert (nobody.objective, nobody.spend, nobody.lp_bound, nobody.gap) == (0, 0, 0, 0)
+
+
+def test_milp_is_exact_at_scale():
+    p, v = customers(100_000, seed=11)
+    exact = allocate(p, v, CHANNELS, 5_000, exact_max_customers=10**6)
+    greedy = allocate(p, v, CHANNELS, 5_000, exact_max_customers=0)
+    assert (exact.method, greedy.method) == ("milp", "greedy")
+    assert_feasible(exact, p, v, CHANNELS, 5_000)
+    assert greedy.objective <= exact.objective * (1 + 1e-9) <= exact.lp_bound * (1 + 1e-9)
 
 
 # --- the greedy's quality -------------------------------------------------------------------
@@ -261,6 +311,15 @@ def test_control_group_is_reproducible_and_seeded():
     assert assign_control_group(deciles, 0.0, seed=1).sum() == 0
     assert assign_control_group(deciles, 0.5, seed=1).sum() == 2_500
     assert assign_control_group(np.array([], dtype=int), 0.1, seed=1).size == 0
+
+
+def test_control_group_needs_one_decile_per_customer():
+    with pytest.raises(ValueError, match="missing values"):
+        assign_control_group(np.array([1.0, np.nan]), 0.1, seed=0)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        assign_control_group(np.ones((2, 2)), 0.1, seed=0)
+    with pytest.raises(ValueError, match="one per customer"):
+        plan_campaign([0.5, 0.5], [10.0, 10.0], [1], CHANNELS, 10.0, 0.1, seed=0)
 
 
 @pytest.mark.parametrize("share", [-0.01, 0.51, 1.0, float("nan")])

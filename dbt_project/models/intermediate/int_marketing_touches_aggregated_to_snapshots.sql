@@ -1,8 +1,9 @@
 {#- Marketing features per (customer, as-of date) from touches before the as-of date:
     touches and clicks per channel over the trailing 90 days, the latest click and the
-    channel of the latest touch ever. Each snapshot joins its customer's earlier touches
-    (same technique as int_orders_aggregated_to_snapshots); touches are joined as they
-    are, not rolled up per day first, which is faster here (few touches share a day). -#}
+    channel of the latest touch ever. Each snapshot joins its customer's touches of the
+    90 days before it (same technique as int_orders_aggregated_to_snapshots), and the one
+    touch that is its customer's last before the as-of day (an interval lookup: no
+    aggregation over the whole history). -#}
 {%- set channels = ['SEM', 'SEO', 'CRM', 'Display'] -%}
 
 with spine as (
@@ -21,9 +22,10 @@ touches as (
         customer_id,
         {{ day_number('cast(touched_at as date)') }} as touch_day,
         touched_at,
+        touch_id,
         channel,
         lower(channel) as channel_key,
-        case when clicked then 1 else 0 end as is_click
+        coalesce(clicked, false) as clicked
     from {{ ref('stg_shop__marketing_touches') }}
     where customer_id is not null
       and {{ before_event_cutoff('touched_at') }}
@@ -36,10 +38,11 @@ last_90_days as (
         spine.customer_id,
         spine.as_of_date,
         count(touches.touch_day) as touches_90d,
-        coalesce(sum(touches.is_click), 0) as clicks_90d,
+        count(case when touches.clicked then 1 end) as clicks_90d,
         {%- for channel in channels %}
-        sum(case when touches.channel_key = '{{ channel | lower }}' then 1 else 0 end) as touches_90d_{{ channel | lower }},
-        sum(case when touches.channel_key = '{{ channel | lower }}' then touches.is_click else 0 end) as clicks_90d_{{ channel | lower }}{{ "," if not loop.last }}
+        count(case when touches.channel_key = '{{ channel | lower }}' then 1 end) as touches_90d_{{ channel | lower }},
+        count(case when touches.channel_key = '{{ channel | lower }}' and touches.clicked then 1 end)
+            as clicks_90d_{{ channel | lower }}{{ "," if not loop.last }}
         {%- endfor %}
     from spine
     left join touches
@@ -50,45 +53,49 @@ last_90_days as (
 
 ),
 
-latest as (
+touch_sequence as (
 
+    -- each touch with the day of the customer's next touch and their latest click so far
+    -- (ties on touched_at are ordered by channel, then touch_id)
     select
-        spine.customer_id,
-        spine.as_of_date,
-        spine.as_of_day - max(case when touches.is_click = 1 then touches.touch_day end) as days_since_last_click,
-        max(touches.touched_at) as last_touch_at
-    from spine
-    left join touches
-        on spine.customer_id = touches.customer_id
-        and touches.touch_day < spine.as_of_day
-    group by spine.customer_id, spine.as_of_date, spine.as_of_day
+        customer_id,
+        touch_day,
+        touched_at,
+        channel,
+        lead(touch_day) over (
+            partition by customer_id order by touched_at, channel, touch_id
+        ) as next_touch_day,
+        max(case when clicked then touch_day end) over (
+            partition by customer_id order by touched_at, channel, touch_id
+            rows between unbounded preceding and current row
+        ) as last_click_day
+    from touches
 
 ),
 
-last_touch_channels as (
+latest as (
 
-    -- the channel of the latest touch (the greatest channel name if touches tie)
+    -- the last touch before the as-of day is the one whose next touch is on or after it
     select
-        latest.customer_id,
-        latest.as_of_date,
-        max(touches.channel) as last_touch_channel
-    from latest
-    inner join touches
-        on latest.customer_id = touches.customer_id
-        and latest.last_touch_at = touches.touched_at
-    group by latest.customer_id, latest.as_of_date
+        spine.customer_id,
+        spine.as_of_date,
+        spine.as_of_day - touch_sequence.last_click_day as days_since_last_click,
+        touch_sequence.channel as last_touch_channel,
+        touch_sequence.touched_at as last_touch_at
+    from spine
+    left join touch_sequence
+        on spine.customer_id = touch_sequence.customer_id
+        and touch_sequence.touch_day < spine.as_of_day
+        and (touch_sequence.next_touch_day >= spine.as_of_day or touch_sequence.next_touch_day is null)
 
 )
 
 select
     last_90_days.*,
     latest.days_since_last_click,
-    last_touch_channels.last_touch_channel,
+    latest.last_touch_channel,
     latest.last_touch_at
 from last_90_days
 inner join latest
     on last_90_days.customer_id = latest.customer_id
     and last_90_days.as_of_date = latest.as_of_date
-left join last_touch_channels
-    on last_90_days.customer_id = last_touch_channels.customer_id
-    and last_90_days.as_of_date = last_touch_channels.as_of_date
