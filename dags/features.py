@@ -108,8 +108,8 @@ def features():
             target_name=settings.dbt_target,
             profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
         ),
-        # dbt runs in a subprocess so its DuckDB handle closes with the task (one writer).
-        execution_config=ExecutionConfig(invocation_mode=InvocationMode.SUBPROCESS,
+        # dbt in-process (dbtRunner): no interpreter start per model.
+        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER,
                                          dbt_executable_path=DBT_EXECUTABLE),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,

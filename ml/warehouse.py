@@ -34,7 +34,14 @@ def connect(path: Path | None = None, read_only: bool = False) -> Iterator[duckd
             "(or set WAREHOUSE_PATH to an existing DuckDB file)."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.ConnectionException as exc:
+        if not read_only or "different configuration" not in str(exc):
+            raise
+        # This process already holds the file read-write (dbt-duckdb run in-process by
+        # Cosmos keeps its instance): share that instance instead of a second one.
+        con = duckdb.connect(str(path))
     try:
         yield con
     finally:
