@@ -20,7 +20,7 @@ from cosmos import (
     RenderConfig,
     TestBehavior,
 )
-from cosmos.constants import InvocationMode
+from cosmos.constants import InvocationMode, SeedRenderingBehavior
 
 from ml.assets import FEATURES_ASSET
 from ml.orchestration import WAREHOUSE_POOL
@@ -35,10 +35,11 @@ DOC = """
 Builds the point-in-time feature and label marts from the raw tables.
 
 1. **check_raw_data**: the required `raw.orders` table exists and is not empty.
-2. **dbt**: one task per dbt model (staging -> intermediate -> marts), each a `dbt build`
+2. **load_seeds**: `dbt seed` (e.g. `retention_channels.csv`, the campaign's channel costs).
+3. **dbt**: one task per dbt model (staging -> intermediate -> marts), each a `dbt build`
    of the model followed by its tests. A failing test (null customer ids, duplicate order ids, negative revenue,
    orders after the load time, leakage) stops the run before any mart is replaced.
-3. **publish_features**: row counts and data window; on success it updates the
+4. **publish_features**: row counts and data window; on success it updates the
    `features` Asset, which schedules every model's training DAG.
 
 **Params**
@@ -95,6 +96,12 @@ def features():
 
         return check()
 
+    @task
+    def load_seeds() -> str:
+        from ml.dbt import load_seeds as run_seeds
+
+        return run_seeds()
+
     dbt = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(
@@ -118,6 +125,9 @@ def features():
             # run in their own task once all their parents are built.
             test_behavior=TestBehavior.BUILD,
             should_detach_multiple_parents_tests=True,
+            # seeds load in `load_seeds` (DuckDB cannot read them through Cosmos's symlinked
+            # copy of the project)
+            seed_rendering_behavior=SeedRenderingBehavior.NONE,
             emit_datasets=False,
         ),
         operator_args={
@@ -138,7 +148,7 @@ def features():
 
         return mart_summary()
 
-    check_raw_data() >> dbt >> publish_features()
+    check_raw_data() >> load_seeds() >> dbt >> publish_features()
 
 
 features()

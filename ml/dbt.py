@@ -42,6 +42,23 @@ def compile_manifest(settings: Settings | None = None) -> Path:
     return s.dbt_manifest_path
 
 
+def load_seeds(settings: Settings | None = None) -> str:
+    """``dbt seed``: the CSVs users edit (channel economics) into the warehouse.
+
+    In-process (dbtRunner) like the Cosmos tasks, so it shares their DuckDB instance
+    instead of competing with it for the file lock."""
+    from dbt.cli.main import dbtRunner
+
+    s = settings or get_settings()
+    os.environ.update(dbt_environment(s))
+    result = dbtRunner().invoke(["seed", "--project-dir", str(s.dbt_project_dir),
+                                 "--profiles-dir", str(s.dbt_profiles_dir), "--target",
+                                 s.dbt_target])
+    if not result.success:
+        raise RuntimeError(f"dbt seed failed: {result.exception or result.result}")
+    return "seeds loaded"
+
+
 @dataclass(frozen=True)
 class FailedNode:
     name: str

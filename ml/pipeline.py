@@ -19,7 +19,7 @@ class PipelineFailed(RuntimeError):
 def _stage_seconds(report: DagRunReport) -> dict[str, float]:
     stages: dict[str, float] = defaultdict(float)
     for task in report.tasks:
-        stages[f"{report.dag_id}.{task.task_id.split('.')[0]}"] += task.seconds
+        stages[f"{report.dag_id}.{task.task_id.split('.')[0].split('[')[0]}"] += task.seconds
     return dict(stages)
 
 

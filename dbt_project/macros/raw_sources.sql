@@ -25,9 +25,16 @@
 
 {#- A select of `columns` ({raw name: type}) from source('shop', table_name), cast to
     their types. A column missing from the raw table becomes its `defaults` expression
-    (or a typed null); a missing table becomes an empty relation with the same columns. -#}
-{% macro shop_source(table_name, columns, defaults={}) %}
+    (or a typed null); a missing table becomes an empty relation with the same columns,
+    unless it is `required`: then the run stops and says so. -#}
+{% macro shop_source(table_name, columns, defaults={}, required=false) %}
     {%- set present = source_exists(table_name) -%}
+    {%- if required and not present -%}
+        {%- set node = _shop_source_node(table_name) -%}
+        {{ exceptions.raise_compiler_error(
+            "Required raw table " ~ node.schema ~ "." ~ node.identifier ~ " is missing: load data "
+            ~ "first (`ml generate` or `ml import`), or point vars raw_database/raw_schema at it.") }}
+    {%- endif -%}
     {%- if present -%}
         {%- set relation = source('shop', table_name) -%}
         {%- set raw_columns = [] -%}

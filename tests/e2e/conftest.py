@@ -77,8 +77,8 @@ class Servers:
     def warehouse(self) -> Path:
         return self.state_dir / "warehouse.duckdb"
 
-    def mlflow(self, path: str, **params) -> httpx.Response:
-        return httpx.get(f"{self.mlflow_url}{path}", params=params, timeout=30)
+    def mlflow(self, endpoint: str, **params) -> httpx.Response:
+        return httpx.get(f"{self.mlflow_url}{endpoint}", params=params, timeout=30)
 
     def champion(self, model: str) -> dict | None:
         response = self.mlflow("/api/2.0/mlflow/registered-models/alias", name=model,

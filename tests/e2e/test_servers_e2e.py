@@ -61,8 +61,8 @@ def test_manual_promotion_was_approved_through_the_api(servers, platform_run):
 
 def test_scores_and_campaign_are_in_the_warehouse(servers, platform_run):
     with duckdb.connect(str(servers.warehouse), read_only=True) as con:
-        counts = dict(con.execute("SELECT model, count(*) FROM ml.scores GROUP BY model")
-                      .fetchall())
+        counts = dict(con.execute("SELECT model_name, count(*) FROM ml.scores "
+                                  "GROUP BY model_name").fetchall())
         targets = con.execute("SELECT count(*) FROM ml.campaign_targets").fetchone()[0]
     assert set(counts) == set(MODELS) and min(counts.values()) > 0, counts
     assert targets > 0

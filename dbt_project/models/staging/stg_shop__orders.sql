@@ -10,7 +10,7 @@ with source as (
         'discount': type_double(),
         'status': dbt.type_string(),
         'order_channel': dbt.type_string()
-    }, defaults={'discount': '0', 'status': "'completed'"}) }}
+    }, defaults={'discount': '0', 'status': "'completed'"}, required=true) }}
 
 ),
 
