@@ -57,7 +57,7 @@ def get_settings() -> Settings:
         dbt_project_dir=dbt_project,
         dbt_profiles_dir=_path("DBT_PROFILES_DIR", dbt_project),
         dbt_target=os.environ.get("DBT_TARGET", "duckdb"),
-        dbt_manifest_path=_path("DBT_MANIFEST_PATH", local_dir / "dbt_target" / "manifest.json"),
+        dbt_manifest_path=_path("DBT_MANIFEST_PATH", local_dir / "dbt_manifest" / "manifest.json"),
     )
 
 
