@@ -81,11 +81,17 @@ def make_training_dag(header: dict):
     def training():
         @task(pool=WAREHOUSE_POOL)
         def train() -> dict:
+            from airflow.sdk.exceptions import AirflowSkipException
+
             from ml.train import train_model
+            from ml.training_data import ModelNotApplicable
 
             params = get_current_context()["params"]
-            return train_model(name, learners=params["learners"], folds=params["folds"],
-                               max_training_rows=params["max_training_rows"])
+            try:
+                return train_model(name, learners=params["learners"], folds=params["folds"],
+                                   max_training_rows=params["max_training_rows"])
+            except ModelNotApplicable as exc:
+                raise AirflowSkipException(str(exc)) from exc
 
         @task
         def gate(trained: dict) -> dict:
@@ -120,7 +126,8 @@ def make_training_dag(header: dict):
             return promote(name, verdict["version"], actor=actor, mode=mode,
                            reason=verdict["reason"], verdict=verdict, run_id=verdict["run_id"])
 
-        @task(trigger_rule="none_failed", pool=WAREHOUSE_POOL)
+        # runs after every decision; skipped with the rest when training was skipped
+        @task(trigger_rule="none_failed_min_one_success", pool=WAREHOUSE_POOL)
         def audit(verdict: dict) -> str:
             from ml.promotion import record_decision
 

@@ -226,6 +226,9 @@ def _print_model(name: str, info: dict) -> None:
 
     spec = get_spec(name)
     challenger, champion = info.get("challenger") or {}, info.get("champion") or {}
+    if not challenger:
+        console.print(f"[bold]{name}[/]: not trained (its DAG skipped it; see the train task's log)")
+        return
     backtest = challenger.get("backtest", {})
     metrics = [spec.primary_metric, *[m for m in ("pr_auc", "log_loss", "ece", "lift_top_decile",
                                                   "rmse", "normalized_gini") if m != spec.primary_metric]]
@@ -266,7 +269,7 @@ def promote(
 
     try:
         moved = do_promote(model, version, actor=current_actor(), mode="manual", reason=reason)
-    except (PromotionError, Exception) as exc:  # noqa: BLE001 - MLflow raises its own types
+    except Exception as exc:  # noqa: BLE001 - PromotionError or MLflow's own error types
         _fail(str(exc))
     console.print(f"{model}: champion v{moved['from_version']} -> v{moved['to_version']}")
 

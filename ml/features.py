@@ -63,3 +63,20 @@ def mart_summary() -> dict:
         "snapshots": snapshots,
         "scoring_as_of": str(scoring),
     }
+
+
+def raw_tables_present() -> set[str]:
+    with connect(read_only=True) as con:
+        return {t for t in RAW_TABLES if table_exists(con, RAW_SCHEMA, t)}
+
+
+def unavailable_features() -> list[str]:
+    """Feature columns whose optional source table is absent from raw (dbt makes them NULL,
+    never zero). Read from the manifest: each feature's ``meta.requires`` names its table."""
+    import json
+
+    manifest = json.loads(get_settings().dbt_manifest_path.read_text())
+    node = manifest["nodes"].get("model.customer_ml.customer_features", {})
+    present = raw_tables_present()
+    return sorted(name for name, column in node.get("columns", {}).items()
+                  if (column.get("meta") or {}).get("requires") not in (None, *present))

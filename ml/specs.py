@@ -87,6 +87,7 @@ class ModelSpec(_Strict):
     backtest: Backtest = Backtest()
     promotion: Promotion = Promotion()
     max_training_rows: int = Field(300_000, ge=1_000)
+    requires: list[str] = Field(default_factory=list)  # optional raw tables the model needs
     oracle: Oracle | None = None
     source_path: str = ""
     spec_hash: str = ""

@@ -17,7 +17,13 @@ from ml.backtest import BacktestResult, gains_over, run_backtest, task_metrics
 from ml.learners import build_pipeline
 from ml.settings import REPO_ROOT, get_settings
 from ml.specs import Learner, ModelSpec, get_spec
-from ml.training_data import TrainingDataError, TrainingSet, load_training_set, read_relation
+from ml.training_data import (
+    ModelNotApplicable,
+    TrainingDataError,
+    TrainingSet,
+    load_training_set,
+    read_relation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +157,16 @@ def train_model(name: str, learners: list[str] | None = None, folds: int | None 
     """The whole training job for one model. Returns a JSON-able summary (for XCom and the CLI)."""
     from ml.report import log_training_run
 
+    from ml.features import raw_tables_present, unavailable_features
+
     timer = StageTimer()
     spec = apply_overrides(get_spec(name), learners, folds, max_training_rows)
+    missing = sorted(set(spec.requires) - raw_tables_present())
+    if missing:
+        raise ModelNotApplicable(f"model {spec.name} needs raw table(s) {missing}, which this "
+                                 "data does not have; skipped (import them to train it)")
+    if unavailable is None:
+        unavailable = unavailable_features()
     with timer.stage("load"):
         data = load_training_set(spec, unavailable=unavailable)
     result, evidence = evaluate(spec, data, timer)

@@ -16,6 +16,10 @@ class TrainingDataError(ValueError):
     """The training set cannot train this model; nothing was registered."""
 
 
+class ModelNotApplicable(RuntimeError):
+    """The data lacks a table this model needs (e.g. no marketing touches): skip, not fail."""
+
+
 @dataclass
 class TrainingSet:
     frame: pd.DataFrame  # keys, label, label_matured_on and the model frame's feature columns
