@@ -136,9 +136,9 @@ def make_training_dag(header: dict):
                 return "promoted (recorded by finalize)"
             mode = context["params"]["promotion_mode"]
             response = context["ti"].xcom_pull(task_ids="await_approval")
-            if response:
-                actor = response.get("responded_by_user", {}).get("name", "unknown")
-                decision, reason = "declined", f"declined by approver {actor}"
+            if mode == "manual" and verdict["promote"]:
+                actor = ((response or {}).get("responded_by_user") or {}).get("name", "approver")
+                decision, reason = "declined", f"declined by {actor} in await_approval"
             elif verdict["promote"]:
                 actor, decision, reason = "gate", "dry_run", f"dry run: would promote ({verdict['reason']})"
             else:

@@ -39,7 +39,7 @@ def _finite_positive(name: str, value) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise CampaignError(f"{name} must be a number, got {value!r}") from None
+        raise CampaignError(f"{name} must be a positive number, got {value!r}") from None
     if not math.isfinite(number) or number <= 0:
         raise CampaignError(f"{name} must be a positive number, got {value!r}")
     return number

@@ -126,7 +126,9 @@ def server_environment(lay: Layout) -> dict[str, str]:
         # MLflow's GenAI job runner (seven huey consumers) is not used by this platform.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
-    env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
+    for secret_or_override in ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS",
+                               "PLATFORM_ADMIN_PASSWORD"):
+        env.pop(secret_or_override, None)
     if _airflow_sqlite_path(lay) is not None:
         for key in ("SQL_ALCHEMY_CONNECT_ARGS", "SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
             env.setdefault(f"AIRFLOW__DATABASE__{key}", f"{__name__}.SQLITE_CONNECT_ARGS")
@@ -435,6 +437,7 @@ def status(echo=print) -> dict:
              + (", ".join(f"{k} {v}" for k, v in health.items()) or "unreachable"))
         echo(f"MLflow   {lay.tracking_uri_for_airflow}  "
              + ("healthy" if info["mlflow_healthy"] else "unreachable"))
+        echo(f"login: user {ADMIN_USER}, password in {lay.password_file}")
     return info
 
 
@@ -457,11 +460,6 @@ class AirflowClient:
         self._credentials = {"username": username, "password": password}
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
         self._token: str | None = None
-
-    @classmethod
-    def for_local_servers(cls) -> AirflowClient:
-        lay = layout()
-        return cls(lay.airflow_url, ADMIN_USER, admin_password(lay))
 
     def token(self) -> str:
         response = self._http.post("/auth/token", json=self._credentials)
