@@ -117,11 +117,18 @@ def test_training_task_has_mlflow_run_button(page, servers, platform_run):
 
     _log_in(page, servers)
     dag_id, run_id = f"train_{MANUAL_MODEL}", platform_run.manual_run_id
-    page.goto(f"{servers.airflow_url}/dags/{dag_id}/runs/{run_id}/tasks/train")
+    page.goto(f"{servers.airflow_url}/dags/{dag_id}/runs/{run_id}/tasks/train/details")
     trained = servers.client.xcom(dag_id, run_id, "train")
     link = page.get_by_role("link", name="MLflow run")
     expect(link).to_have_attribute("href", f"{servers.mlflow_url}/#/runs/{trained['run_id']}")
     _shot(page, "airflow-train-task-mlflow-link")
+    with page.expect_popup() as popup:
+        link.click()
+    # MLflow resolves the run's experiment and shows the run page.
+    expect(popup.value).to_have_url(re.compile(rf"/#/experiments/\d+/runs/{trained['run_id']}"))
+    _dismiss_mlflow_dialogs(popup.value)
+    expect(popup.value.get_by_text("Artifacts").first).to_be_visible()
+    _shot(popup.value, "mlflow-run-from-airflow-link")
 
 
 def test_mlflow_registry_champion_and_report(page, servers, platform_run):
