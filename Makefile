@@ -8,7 +8,7 @@ DEMO_SEED ?= 42
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lock bench clean
+.PHONY: help setup demo test test-fast lock bench clean up down status
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,19 @@ test-fast: setup ## Only the tests that run no dbt or Airflow end to end
 
 bench: setup ## Benchmarks that print figures (see bench/)
 	$(BIN)/python bench/features.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/score.py
+	$(BIN)/python bench/import.py
+	$(BIN)/python bench/e2e.py
+
+up: setup ## Start Airflow (127.0.0.1:8080) and MLflow (127.0.0.1:5000); print URLs and login
+	$(BIN)/ml server up
+
+down: ## Stop the servers `make up` started
+	$(BIN)/ml server down
+
+status: ## Are the servers up? URLs and PIDs
+	$(BIN)/ml server status
 
 clean: ## Remove all local state (.local/); keeps .venv
 	rm -rf .local

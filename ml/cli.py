@@ -372,6 +372,38 @@ def _print_campaign(summary: dict) -> None:
         f"({summary['method']}, gap to LP bound {summary['gap']:.2%})")
 
 
+server_app = typer.Typer(help="Local Airflow (127.0.0.1:8080) and MLflow (127.0.0.1:5000) servers.",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("up")
+def server_up() -> None:
+    """Start Airflow (standalone) and the MLflow server, wait until both answer, print URLs and login."""
+    from ml.servers import ServerError, up
+
+    try:
+        up(echo=console.print)
+    except ServerError as exc:
+        _fail(str(exc))
+
+
+@server_app.command("down")
+def server_down() -> None:
+    """Stop exactly the processes `ml server up` started (by PID file)."""
+    from ml.servers import down
+
+    down(echo=console.print)
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Whether each server runs, its URL and PID."""
+    from ml.servers import status as server_state
+
+    server_state(echo=console.print)
+
+
 export_app = typer.Typer(help="Export scores or the target list for a CRM or ads tool.",
                          no_args_is_help=True)
 app.add_typer(export_app, name="export")
