@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_CUSTOMERS ?= 5000
+DEMO_CUSTOMERS ?= 3000
 DEMO_SEED ?= 42
 STAMP := $(VENV)/.installed
 

@@ -45,6 +45,7 @@ def test_run_link_only_for_training_tasks(plugin):
     assert plugin.run_url("abc123") == "http://127.0.0.1:5999/#/runs/abc123"
 
 
+@pytest.mark.slow
 def test_airflow_loads_the_plugin_from_the_plugins_folder():
     code = (
         "from airflow import plugins_manager as pm;"
