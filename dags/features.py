@@ -28,6 +28,9 @@ from ml.settings import dbt_environment, get_settings
 
 settings = get_settings()
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
+if not settings.dbt_manifest_path.exists():
+    raise FileNotFoundError(f"No dbt manifest at {settings.dbt_manifest_path}: run `make setup` "
+                            "(or `ml init`) to compile it; the DAG renders from it without dbt.")
 
 DOC = """
 ### Features
