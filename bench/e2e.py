@@ -47,6 +47,17 @@ def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return result
 
 
+def _last_json_object(text: str) -> dict:
+    """The JSON summary ``ml run --json`` prints after the DAG runs' own log lines."""
+    start = len(text)
+    while (start := text.rfind("\n{", 0, start)) != -1:
+        try:
+            return json.loads(text[start:])
+        except ValueError:
+            continue
+    return json.loads(text)
+
+
 def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
@@ -99,7 +110,7 @@ def in_process_path(state: Path) -> dict[str, float]:
     _run([ML, "init"], env)
     figures = {"ml init (manifest + db migrate)": time.monotonic() - started}
     started = time.monotonic()
-    summary = json.loads(_run([ML, "run", "--json"], env).stdout)
+    summary = _last_json_object(_run([ML, "run", "--json"], env).stdout)
     wall = time.monotonic() - started
     stages = summary["stage_seconds"]
 

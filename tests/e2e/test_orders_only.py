@@ -71,11 +71,10 @@ def test_features_from_absent_tables_are_null_not_zero(orders_only):
 
 
 def test_model_card_names_the_unavailable_features(orders_only):
-    _, env = orders_only
+    state, env = orders_only
     status = json.loads(_ml(["status", "--json"], env).stdout)
     run_id = status["models"]["churn"]["champion"]["run_id"]
-    code = ("import json,sys; from ml import registry; "
-            f"print(json.dumps(registry.run_json('{run_id}', 'backtest_summary.json')['unavailable']))")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    unavailable = json.loads(result.stdout.strip().splitlines()[-1])
+    summaries = list((state / "mlartifacts").glob(f"churn/{run_id}/artifacts/backtest_summary.json"))
+    assert summaries, f"no back-test summary for run {run_id} under {state / 'mlartifacts'}"
+    unavailable = json.loads(summaries[0].read_text())["unavailable"]
     assert {"sessions_30d", "clicks_90d", "region", "items_per_order"} <= set(unavailable)
