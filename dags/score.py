@@ -73,13 +73,20 @@ Runs when a model gets a new champion (only that model is scored) and daily at 0
 def score():
     @task
     def plan() -> list[dict]:
-        from ml.scoring import plan_scoring
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from ml.scoring import ScoringError, plan_scoring
 
         context = get_current_context()
         triggered_by = [event.asset.uri for events in
                         (context.get("triggering_asset_events") or {}).values() for event in events]
         params = context["params"]
-        return plan_scoring(params["model"], params["as_of"], params["shards"], triggered_by)
+        try:
+            return plan_scoring(params["model"], params["as_of"], params["shards"], triggered_by)
+        except ScoringError as exc:
+            if params["model"] == "all" and "no model has a champion" in str(exc):
+                raise AirflowSkipException(str(exc)) from exc  # nothing to score yet
+            raise
 
     @task(map_index_template="{{ task.op_kwargs['job']['model'] }} shard {{ task.op_kwargs['job']['shard'] }}")
     def score_shard(job: dict) -> dict:

@@ -259,7 +259,8 @@ def log_training_run(spec: ModelSpec, data: TrainingSet, result: BacktestResult,
                             for k, v in g.items() if k in ("gain", "low", "high")})
         for fold, part in result.fold_metrics.groupby("fold"):
             as_of = part["as_of"].iloc[0]
-            with mlflow.start_run(run_name=f"fold-{fold}-{as_of:%Y-%m-%d}", nested=True):
+            with mlflow.start_run(run_name=f"fold-{fold}-{as_of:%Y-%m-%d}", nested=True,
+                                  experiment_id=run.info.experiment_id):
                 mlflow.log_param("as_of", f"{as_of:%Y-%m-%d}")
                 mlflow.log_metrics({f"{r.learner}.{r.metric}": r.value for r in part.itertuples()})
         for path in [*plots, tmp / "report.html", tmp / "model_card.md"]:
