@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 DEMO_CUSTOMERS ?= 3000
 DEMO_SEED ?= 42
 STAMP := $(VENV)/.installed
+EMULATOR_STAMP := .venv-bqemulator/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo test test-fast lock bench clean up down status
@@ -22,11 +23,17 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
-setup: $(STAMP) ## Create .venv, install the pinned stack, compile the dbt manifest, init Airflow
+# The local BigQuery emulator the BigQuery tests start (own virtualenv: it pins DuckDB 1.5.5).
+$(EMULATOR_STAMP): requirements-bqemulator.txt | $(STAMP)
+	$(BIN)/python -c "from ml import emulator; emulator.install()"
+	touch $@
+
+setup: $(STAMP) $(EMULATOR_STAMP) ## Create .venv (+ the BigQuery emulator's), install the pinned stack, compile the dbt manifest, init Airflow
 	$(BIN)/ml init
 
 lock: | $(BIN)/uv ## Re-resolve requirements.txt from requirements.in
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements-bqemulator.in -o requirements-bqemulator.txt
 
 demo: setup ## Generate a retail history (if none) and run the whole pipeline in-process
 	$(BIN)/ml generate --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --keep-existing

@@ -23,6 +23,50 @@ def _path(var: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+WAREHOUSES = ("duckdb", "bigquery")
+
+
+@dataclass(frozen=True)
+class BigQuerySettings:
+    """Where the platform's datasets live on BigQuery. Credentials are never settings:
+    Application Default Credentials, or a service-account key file named by BQ_KEYFILE
+    (or GOOGLE_APPLICATION_CREDENTIALS), outside the repository."""
+
+    project: str
+    dataset_prefix: str  # logical schema `marts` -> dataset `<prefix>_marts`
+    location: str
+    keyfile: str | None
+    raw_project: str | None  # existing raw tables elsewhere (dbt var raw_database)
+    raw_dataset: str | None  # (dbt var raw_schema); default <prefix>_raw
+    api_endpoint: str | None  # a local emulator's REST endpoint; None = Google's
+    storage_endpoint: str | None  # the emulator's gRPC host:port for Storage API reads
+
+    def dataset(self, schema: str) -> str:
+        if schema == RAW_SCHEMA and self.raw_dataset:
+            return self.raw_dataset
+        return f"{self.dataset_prefix}_{schema}"
+
+    def project_of(self, schema: str) -> str:
+        return self.raw_project if schema == RAW_SCHEMA and self.raw_project else self.project
+
+
+def _bigquery_settings() -> BigQuerySettings:
+    project = os.environ.get("BQ_PROJECT", "")
+    if not project:
+        raise ValueError("WAREHOUSE=bigquery needs BQ_PROJECT (the GCP project that holds the "
+                         "platform's datasets); see docs/deployment-gcp.md")
+    return BigQuerySettings(
+        project=project,
+        dataset_prefix=os.environ.get("BQ_DATASET_PREFIX", "cmp"),
+        location=os.environ.get("BQ_LOCATION", "US"),
+        keyfile=os.environ.get("BQ_KEYFILE") or None,
+        raw_project=os.environ.get("BQ_RAW_PROJECT") or None,
+        raw_dataset=os.environ.get("BQ_RAW_DATASET") or None,
+        api_endpoint=os.environ.get("BQ_API_ENDPOINT") or None,
+        storage_endpoint=os.environ.get("BQ_STORAGE_ENDPOINT") or None,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     local_dir: Path
@@ -34,6 +78,8 @@ class Settings:
     dbt_profiles_dir: Path
     dbt_target: str
     dbt_manifest_path: Path
+    warehouse: str = "duckdb"  # WAREHOUSE: duckdb (embedded default) or bigquery
+    bigquery: BigQuerySettings | None = None
 
     @property
     def dbt_target_dir(self) -> Path:
@@ -45,6 +91,9 @@ def get_settings() -> Settings:
     """Read the environment now (not at import), so tests can point it elsewhere."""
     local_dir = _path("PLATFORM_LOCAL_DIR", REPO_ROOT / ".local")
     artifacts = _path("MLFLOW_ARTIFACTS_DIR", local_dir / "mlartifacts")
+    warehouse = os.environ.get("WAREHOUSE", "duckdb").strip().lower() or "duckdb"
+    if warehouse not in WAREHOUSES:
+        raise ValueError(f"WAREHOUSE={warehouse!r}: choose one of {', '.join(WAREHOUSES)}")
     dbt_project = _path("DBT_PROJECT_DIR", REPO_ROOT / "dbt_project")
     return Settings(
         local_dir=local_dir,
@@ -56,8 +105,10 @@ def get_settings() -> Settings:
         mlflow_artifacts_dir=artifacts,
         dbt_project_dir=dbt_project,
         dbt_profiles_dir=_path("DBT_PROFILES_DIR", dbt_project),
-        dbt_target=os.environ.get("DBT_TARGET", "duckdb"),
+        dbt_target=os.environ.get("DBT_TARGET", warehouse),
         dbt_manifest_path=_path("DBT_MANIFEST_PATH", local_dir / "dbt_manifest" / "manifest.json"),
+        warehouse=warehouse,
+        bigquery=_bigquery_settings() if warehouse == "bigquery" else None,
     )
 
 
@@ -71,7 +122,24 @@ def dbt_environment(settings: Settings | None = None) -> dict[str, str]:
         "DBT_TARGET_PATH": str(s.dbt_target_dir),
         "DBT_LOG_PATH": str(s.local_dir / "dbt_logs"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **(_dbt_bigquery_environment(s.bigquery) if s.bigquery else {}),
     }
+
+
+def _dbt_bigquery_environment(bq: BigQuerySettings) -> dict[str, str]:
+    """The BigQuery profile's inputs (dbt_project/profiles.yml reads them)."""
+    env = {
+        "BQ_PROJECT": bq.project,
+        "BQ_DATASET_PREFIX": bq.dataset_prefix,
+        "BQ_LOCATION": bq.location,
+        "BQ_RAW_PROJECT": bq.raw_project or bq.project,
+        "BQ_RAW_DATASET": bq.dataset(RAW_SCHEMA),
+    }
+    if bq.keyfile:
+        env["BQ_KEYFILE"] = bq.keyfile
+    if bq.api_endpoint:
+        env["BQ_API_ENDPOINT"] = bq.api_endpoint
+    return env
 
 
 def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
