@@ -12,8 +12,10 @@ import pytest
 
 _STATE = Path(tempfile.mkdtemp(prefix="cmp-test-"))
 for _var in ("WAREHOUSE_PATH", "AIRFLOW_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACTS_DIR",
-             "DBT_MANIFEST_PATH", "DBT_TARGET_PATH", "DBT_PROFILES_DIR", "DBT_TARGET"):
-    os.environ.pop(_var, None)
+             "DBT_MANIFEST_PATH", "DBT_TARGET_PATH", "DBT_PROFILES_DIR", "DBT_TARGET",
+             "WAREHOUSE", "BQ_PROJECT", "BQ_DATASET_PREFIX", "BQ_LOCATION", "BQ_KEYFILE",
+             "BQ_RAW_PROJECT", "BQ_RAW_DATASET", "BQ_API_ENDPOINT", "BQ_STORAGE_ENDPOINT"):
+    os.environ.pop(_var, None)  # tests run on the embedded default unless they say otherwise
 os.environ["PLATFORM_LOCAL_DIR"] = str(_STATE)
 
 from ml.settings import export_runtime_environment  # noqa: E402  (after the env is set)
