@@ -20,7 +20,7 @@ import pyarrow as pa
 from ml import registry
 from ml.allocation import Channel, frontier, plan_campaign, validate_channels
 from ml.settings import ML_SCHEMA
-from ml.warehouse import connect, qualified, table_exists
+from ml.warehouse import get_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,12 @@ def _finite_positive(name: str, value) -> float:
 def load_channels(capacities: dict[str, int] | None = None) -> list[Channel]:
     """Channel economics from the dbt seed ``retention_channels`` (edit the CSV, re-run)."""
     schema, table = CHANNELS_RELATION
-    with connect(read_only=True) as con:
-        if not table_exists(con, schema, table):
-            raise CampaignError(f"{schema}.{table} is missing: run the features DAG (dbt seeds "
-                                "it from dbt_project/seeds/retention_channels.csv)")
-        rows = con.execute(f"SELECT * FROM {qualified(schema, table)}").df()
+    wh = get_warehouse()
+    if not wh.table_exists(schema, table):
+        raise CampaignError(f"{schema}.{table} is missing: run the features DAG (dbt seeds "
+                            "it from dbt_project/seeds/retention_channels.csv)")
+    rows = wh.query(f"SELECT * FROM {wh.relation(schema, table)}",
+                    stage="retention channels").to_pandas()
     for column in ("channel", "cost_per_contact", "save_rate"):
         if column not in rows:
             raise CampaignError(f"{schema}.{table} has no column {column!r}; expected channel, "
@@ -83,19 +84,20 @@ def load_channels(capacities: dict[str, int] | None = None) -> list[Channel]:
 
 def load_candidates(as_of: date | None, margin_rate: float) -> tuple[pd.DataFrame, date, str]:
     """Churn scores of the (latest) scoring as-of joined to each customer's trailing value."""
-    with connect(read_only=True) as con:
-        if not table_exists(con, ML_SCHEMA, "scores"):
-            raise CampaignError("no churn scores yet: run the score DAG (or `ml run`) first")
-        if as_of is None:
-            as_of = con.execute(f"SELECT max(as_of_date) FROM {qualified(ML_SCHEMA, 'scores')} "
-                                "WHERE model_name = ?", [CHURN_MODEL]).fetchone()[0]
-        frame = con.execute(
-            f"SELECT s.customer_id, s.score AS churn_probability, s.decile, s.model_version, "
-            f"coalesce(f.revenue_365d, 0) * ? AS customer_value "
-            f"FROM {qualified(ML_SCHEMA, 'scores')} s JOIN marts.customer_features f "
-            "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date "
-            "WHERE s.model_name = ? AND s.as_of_date = ?",
-            [margin_rate, CHURN_MODEL, as_of]).df()
+    wh = get_warehouse()
+    scores = wh.relation(ML_SCHEMA, "scores")
+    if not wh.table_exists(ML_SCHEMA, "scores"):
+        raise CampaignError("no churn scores yet: run the score DAG (or `ml run`) first")
+    if as_of is None:
+        as_of = wh.scalar(f"SELECT max(as_of_date) FROM {scores} WHERE model_name = ?",
+                          [CHURN_MODEL], stage="latest churn scores")
+    frame = wh.read_arrow(
+        f"SELECT s.customer_id, s.score AS churn_probability, s.decile, s.model_version, "
+        f"coalesce(f.revenue_365d, 0) * ? AS customer_value "
+        f"FROM {scores} s JOIN {wh.relation('marts', 'customer_features')} f "
+        "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date "
+        "WHERE s.model_name = ? AND s.as_of_date = ?",
+        [margin_rate, CHURN_MODEL, as_of], stage="campaign candidates").to_pandas()
     if frame.empty:
         raise CampaignError(f"no churn scores for as_of_date {as_of}: the population is empty "
                             "or scoring has not run for that date")
@@ -152,25 +154,13 @@ def plan(budget, control_share: float = 0.1, seed: int = 0, as_of: date | None =
 
 
 def _write(targets: pd.DataFrame, summary: dict, as_of: date) -> None:
-    """Replace this as-of's target list and summary in one transaction."""
-    target_table = qualified(ML_SCHEMA, TARGETS_TABLE)
-    summary_table = qualified(ML_SCHEMA, SUMMARY_TABLE)
-    with connect() as con:
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{ML_SCHEMA}"')
-        con.register("_targets", pa.Table.from_pandas(targets, preserve_index=False))
-        con.register("_summary", pa.Table.from_pylist([summary]))
-        con.execute(f"CREATE TABLE IF NOT EXISTS {target_table} AS SELECT * FROM _targets LIMIT 0")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {summary_table} AS SELECT * FROM _summary LIMIT 0")
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"DELETE FROM {target_table} WHERE as_of_date = ?", [as_of])
-            con.execute(f"INSERT INTO {target_table} BY NAME SELECT * FROM _targets")
-            con.execute(f"DELETE FROM {summary_table} WHERE as_of_date = ?", [as_of])
-            con.execute(f"INSERT INTO {summary_table} BY NAME SELECT * FROM _summary")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    """Replace this as-of's target list, then its summary (each atomically: the summary,
+    which readers take as "the latest plan", moves only once its targets are in)."""
+    wh = get_warehouse()
+    for table, rows in ((TARGETS_TABLE, pa.Table.from_pandas(targets, preserve_index=False)),
+                        (SUMMARY_TABLE, pa.Table.from_pylist([summary]))):
+        wh.replace_rows(ML_SCHEMA, table, "SELECT * FROM {rows}", key={"as_of_date": as_of},
+                        sources={"rows": rows}, partition_by="as_of_date")
 
 
 def _log_to_mlflow(p, v, channels, budget, summary: dict, targets: pd.DataFrame) -> str:
@@ -208,20 +198,22 @@ def _log_to_mlflow(p, v, channels, budget, summary: dict, targets: pd.DataFrame)
 
 
 def read_targets(as_of: date | None = None) -> pd.DataFrame:
-    with connect(read_only=True) as con:
-        if not table_exists(con, ML_SCHEMA, TARGETS_TABLE):
-            return pd.DataFrame()
-        if as_of is None:
-            return con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, TARGETS_TABLE)} WHERE "
-                               f"as_of_date = (SELECT max(as_of_date) FROM "
-                               f"{qualified(ML_SCHEMA, TARGETS_TABLE)}) ORDER BY rank").df()
-        return con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, TARGETS_TABLE)} WHERE "
-                           "as_of_date = ? ORDER BY rank", [as_of]).df()
+    wh = get_warehouse()
+    if not wh.table_exists(ML_SCHEMA, TARGETS_TABLE):
+        return pd.DataFrame()
+    table = wh.relation(ML_SCHEMA, TARGETS_TABLE)
+    if as_of is None:
+        sql, params = (f"SELECT * FROM {table} WHERE as_of_date = "
+                       f"(SELECT max(as_of_date) FROM {table}) ORDER BY rank"), []
+    else:
+        sql, params = f"SELECT * FROM {table} WHERE as_of_date = ? ORDER BY rank", [as_of]
+    return wh.read_arrow(sql, params, stage="campaign targets").to_pandas()
 
 
 def summary_of_latest() -> dict:
-    with connect(read_only=True) as con:
-        row = con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, SUMMARY_TABLE)} "
-                          "ORDER BY as_of_date DESC, planned_at DESC LIMIT 1").df()
+    wh = get_warehouse()
+    row = wh.query(f"SELECT * FROM {wh.relation(ML_SCHEMA, SUMMARY_TABLE)} "
+                   "ORDER BY as_of_date DESC, planned_at DESC LIMIT 1",
+                   stage="campaign summary").to_pandas()
     return {k: (str(v) if isinstance(v, (pd.Timestamp, date)) else v)
             for k, v in row.iloc[0].to_dict().items()}

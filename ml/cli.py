@@ -89,13 +89,10 @@ def generate(
 
 
 def _raw_orders_present() -> bool:
-    from ml.settings import RAW_SCHEMA, get_settings
-    from ml.warehouse import connect, table_exists
+    from ml.settings import RAW_SCHEMA
+    from ml.warehouse import get_warehouse
 
-    if not get_settings().warehouse_path.exists():
-        return False
-    with connect(read_only=True) as con:
-        return table_exists(con, RAW_SCHEMA, "orders")
+    return get_warehouse().table_exists(RAW_SCHEMA, "orders")
 
 
 @app.command("import")

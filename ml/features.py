@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ml.schema import RAW_TABLES, REQUIRED_TABLES
 from ml.settings import RAW_SCHEMA, get_settings
-from ml.warehouse import connect, qualified, table_exists
+from ml.warehouse import Warehouse, get_warehouse
 
 MARTS_SCHEMA = "marts"
 MARTS = (
@@ -22,40 +22,37 @@ class RawDataError(ValueError):
 
 def check_raw_data() -> dict[str, int]:
     """Row counts of the raw tables present; fails fast when a required table is missing or empty."""
-    path = get_settings().warehouse_path
-    with connect(path, read_only=True) as con:
-        counts = {
-            table: con.execute(f"SELECT count(*) FROM {qualified(RAW_SCHEMA, table)}").fetchone()[0]
-            for table in RAW_TABLES
-            if table_exists(con, RAW_SCHEMA, table)
-        }
+    wh = get_warehouse()
+    counts = _row_counts(wh, RAW_SCHEMA, RAW_TABLES)
     for table in REQUIRED_TABLES:
         if table not in counts:
             raise RawDataError(
-                f"Required table {RAW_SCHEMA}.{table} is missing in {path}. "
+                f"Required table {RAW_SCHEMA}.{table} is missing in {wh}. "
                 "Load data first: `ml generate` (synthetic) or `ml import --orders FILE`."
             )
         if counts[table] == 0:
             raise RawDataError(
-                f"Required table {RAW_SCHEMA}.{table} in {path} has 0 rows. "
+                f"Required table {RAW_SCHEMA}.{table} in {wh} has 0 rows. "
                 "Load data first: `ml generate` (synthetic) or `ml import --orders FILE`."
             )
     return counts
 
 
+def _row_counts(wh: Warehouse, schema: str, tables) -> dict[str, int]:
+    return {table: int(wh.scalar(f"SELECT count(*) FROM {wh.relation(schema, table)}",
+                                 stage=f"{schema}.{table} rows"))
+            for table in tables if wh.table_exists(schema, table)}
+
+
 def mart_summary() -> dict:
     """Row counts per mart and the data window, as shown by `ml run` and logged by the DAG."""
-    with connect(read_only=True) as con:
-        counts = {
-            mart: con.execute(f"SELECT count(*) FROM {qualified(MARTS_SCHEMA, mart)}").fetchone()[0]
-            for mart in MARTS
-            if table_exists(con, MARTS_SCHEMA, mart)
-        }
-        start, end, snapshots, scoring = con.execute(
-            f"SELECT min(data_start), max(data_end), count(*), "
-            f"max(CASE WHEN is_scoring_snapshot THEN as_of_date END) "
-            f"FROM {qualified(MARTS_SCHEMA, 'snapshot_calendar')}"
-        ).fetchone()
+    wh = get_warehouse()
+    counts = _row_counts(wh, MARTS_SCHEMA, MARTS)
+    start, end, snapshots, scoring = wh.query(
+        f"SELECT min(data_start), max(data_end), count(*), "
+        f"max(CASE WHEN is_scoring_snapshot THEN as_of_date END) "
+        f"FROM {wh.relation(MARTS_SCHEMA, 'snapshot_calendar')}", stage="snapshot calendar"
+    ).to_pylist()[0].values()
     return {
         "row_counts": counts,
         "data_start": str(start),
@@ -66,8 +63,8 @@ def mart_summary() -> dict:
 
 
 def raw_tables_present() -> set[str]:
-    with connect(read_only=True) as con:
-        return {t for t in RAW_TABLES if table_exists(con, RAW_SCHEMA, t)}
+    wh = get_warehouse()
+    return {t for t in RAW_TABLES if wh.table_exists(RAW_SCHEMA, t)}
 
 
 def unavailable_features() -> list[str]:

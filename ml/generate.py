@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from ml.schema import ORACLE_COLUMNS, ORACLE_TABLE, RAW_TABLES
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA
-from ml.warehouse import replace_tables
+from ml.warehouse import DuckDBWarehouse, get_warehouse
 
 CHURN_HORIZON_DAYS = 90
 PURCHASE_HORIZON_DAYS = 30
@@ -1013,12 +1013,13 @@ def generate(
     progress: bool = False,
 ) -> GenerationSummary:
     """Generate the history and replace the raw tables and eval.oracle_labels in the
-    warehouse, in one transaction."""
+    warehouse (the configured one, or the DuckDB file at ``warehouse_path``), all at once."""
     started = time.perf_counter()
     tables = generate_tables(customers, seed, start, end, progress=progress)
     with _progress_bar(progress) as bar:
         task = bar.add_task("writing to the warehouse", total=1)
-        replace_tables(tables, warehouse_path)
+        warehouse = DuckDBWarehouse(warehouse_path) if warehouse_path else get_warehouse()
+        warehouse.replace_tables(tables)
         bar.advance(task)
     return GenerationSummary(
         customers=customers,

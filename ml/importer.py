@@ -92,7 +92,9 @@ import csv
 import gzip
 import re
 import resource
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,7 +105,7 @@ import yaml
 
 from ml.schema import ORACLE_TABLE, RAW_TABLES, REQUIRED_TABLES
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA, get_settings
-from ml.warehouse import connect, qualified
+from ml.warehouse import DuckDBWarehouse, Warehouse, connect, get_warehouse, qualified
 
 QUARANTINE_TABLE = "quarantine"
 QUARANTINE_COLUMNS = {
@@ -301,7 +303,7 @@ class TableReport:
 @dataclass
 class ImportReport:
     tables: dict[str, TableReport]
-    warehouse_path: Path
+    warehouse: str  # where the tables went, e.g. "DuckDB warehouse /path" or a BigQuery project
     load_time: datetime
     dropped_tables: list[str] = field(default_factory=list)
     committed: bool = False
@@ -876,6 +878,25 @@ def _write_all(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> list[st
     return dropped
 
 
+def _publish(con: duckdb.DuckDBPyConnection, staged: list[_Staged], target: Warehouse,
+             scratch: Path) -> list[str]:
+    """Copy what ``_write_all`` wrote to the scratch file into ``target`` (BigQuery):
+    Parquet files, load jobs, then every table swapped and the stale ones dropped."""
+    given = {s.table for s in staged}
+    written = [name for table in sorted(given) for name in (table, table + EXTRA_SUFFIX)
+               if _exists(con, RAW_SCHEMA, name)] + [QUARANTINE_TABLE]
+    files = {}
+    for name in written:
+        path = scratch / f"{name}.parquet"
+        con.execute(f"COPY {qualified(RAW_SCHEMA, name)} TO {_str(str(path))} (FORMAT parquet)")
+        files[f"{RAW_SCHEMA}.{name}"] = [path]
+    stale = [(RAW_SCHEMA, name) for table in RAW_TABLES for name in (table, table + EXTRA_SUFFIX)
+             if f"{RAW_SCHEMA}.{name}" not in files] + [(EVAL_SCHEMA, ORACLE_TABLE)]
+    dropped = [f"{schema}.{name}" for schema, name in stale if target.table_exists(schema, name)]
+    target.replace_tables(files, drop=dropped)
+    return dropped
+
+
 def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
@@ -931,8 +952,29 @@ def import_files(
     encoding = _normalised_encoding(encoding)
     delimiter = _normalised_delimiter(delimiter)
     load_time = _utc_naive(load_time or datetime.now(UTC))
-    warehouse = Path(warehouse_path or get_settings().warehouse_path)
+    target = DuckDBWarehouse(warehouse_path) if warehouse_path else get_warehouse()
+    with ExitStack() as stack:
+        if isinstance(target, DuckDBWarehouse):
+            warehouse = target.path
+        else:  # parse, check and quarantine in a scratch DuckDB file, then load the results
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="import-", dir=_scratch_root())))
+            warehouse = scratch / "import.duckdb"
+        report = _import(paths, mapping, warehouse, target, max_rejected_share, load_time,
+                         delimiter, encoding, started)
+    report.committed = True
+    return _finish(report, started)
 
+
+def _scratch_root() -> Path:
+    root = get_settings().local_dir / "import-scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _import(paths: dict[str, Path], mapping: dict, warehouse: Path, target: Warehouse,
+            max_rejected_share: float, load_time: datetime, delimiter: str | None,
+            encoding: str | None, started: float) -> ImportReport:
     with connect(warehouse) as con:
         con.execute(f"SET memory_limit = {_str(MEMORY_LIMIT)}")
         con.execute("SET TimeZone = 'UTC'")
@@ -944,7 +986,7 @@ def import_files(
         for table in staged:
             _stage(con, table, encoding, load_time)
         report = ImportReport(tables={s.table: s.report for s in staged},
-                              warehouse_path=warehouse, load_time=load_time)
+                              warehouse=str(target), load_time=load_time)
         too_many = [t for t in report.tables.values() if t.rejected_share > max_rejected_share]
         if too_many:
             _finish(report, started)
@@ -955,8 +997,9 @@ def import_files(
                 f"{worst} (allowed {max_rejected_share:.1%}); nothing was imported. Fix the "
                 f"file(s) or pass --max-rejected-share.\n{report.summary()}", report)
         report.dropped_tables = _write_all(con, staged)
-    report.committed = True
-    return _finish(report, started)
+        if not isinstance(target, DuckDBWarehouse):
+            report.dropped_tables = _publish(con, staged, target, warehouse.parent)
+    return report
 
 
 def _finish(report: ImportReport, started: float) -> ImportReport:

@@ -22,7 +22,7 @@ from ml import registry
 from ml.metrics import GREATER_IS_BETTER
 from ml.settings import ML_SCHEMA, get_settings
 from ml.specs import ModelSpec, get_spec
-from ml.warehouse import connect, qualified, table_exists
+from ml.warehouse import get_warehouse
 
 LEDGER_TABLE = "promotion_ledger"
 LEDGER_COLUMNS = {
@@ -155,26 +155,18 @@ def _ledger_schema() -> pa.Schema:
 def append_ledger(row: dict) -> None:
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
     table = pa.Table.from_pylist([{k: clean.get(k) for k in LEDGER_COLUMNS}], schema=_ledger_schema())
-    columns = ", ".join(f'"{k}" {v}' for k, v in LEDGER_COLUMNS.items())
-    with connect() as con:
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{ML_SCHEMA}"')
-        con.execute(f"CREATE TABLE IF NOT EXISTS {qualified(ML_SCHEMA, LEDGER_TABLE)} ({columns})")
-        con.register("_row", table)
-        con.execute(f"INSERT INTO {qualified(ML_SCHEMA, LEDGER_TABLE)} SELECT * FROM _row")
+    get_warehouse().append(ML_SCHEMA, LEDGER_TABLE, table)
 
 
 def read_ledger(model: str | None = None):
     import pandas as pd
 
-    path = get_settings().warehouse_path
-    if not path.exists():
+    wh = get_warehouse()
+    if not wh.table_exists(ML_SCHEMA, LEDGER_TABLE):
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
-    with connect(read_only=True) as con:
-        if not table_exists(con, ML_SCHEMA, LEDGER_TABLE):
-            return pd.DataFrame(columns=list(LEDGER_COLUMNS))
-        where, params = ("WHERE model = ?", [model]) if model else ("", [])
-        return con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, LEDGER_TABLE)} {where} "
-                           "ORDER BY decided_at", params).df()
+    where, params = ("WHERE model = ?", [model]) if model else ("", [])
+    return wh.query(f"SELECT * FROM {wh.relation(ML_SCHEMA, LEDGER_TABLE)} {where} "
+                    "ORDER BY decided_at", params, stage="promotion ledger").to_pandas()
 
 
 @contextmanager

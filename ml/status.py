@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ml import registry
 from ml.promotion import read_ledger
-from ml.settings import get_settings
 from ml.specs import load_specs
-from ml.warehouse import connect
+from ml.warehouse import get_warehouse
 
 
 def _version_info(model: str, alias: str) -> dict | None:
@@ -27,15 +26,10 @@ def _version_info(model: str, alias: str) -> dict | None:
 
 
 def _table_counts() -> dict[str, int]:
-    path = get_settings().warehouse_path
-    if not path.exists():
-        return {}
-    with connect(read_only=True) as con:
-        tables = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall()
-        return {f"{s}.{t}": con.execute(f'SELECT count(*) FROM "{s}"."{t}"').fetchone()[0]
-                for s, t in tables}
+    wh = get_warehouse()
+    return {f"{s}.{t}": int(wh.scalar(f"SELECT count(*) FROM {wh.relation(s, t)}",
+                                      stage=f"{s}.{t} rows"))
+            for s, t in wh.tables()}
 
 
 def platform_status() -> dict:

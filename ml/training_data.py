@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ml.specs import ModelSpec
-from ml.warehouse import connect, table_exists
+from ml.warehouse import get_warehouse, split_name
 
 
 class TrainingDataError(ValueError):
@@ -35,21 +35,16 @@ class TrainingSet:
         return self.numeric + self.categorical
 
 
-def _split_relation(relation: str) -> tuple[str, str]:
-    schema, _, table = relation.partition(".")
-    return schema, table
-
-
-def read_relation(relation: str, columns: list[str] | None = None,
-                  where: str | None = None, params: list | None = None) -> pd.DataFrame:
-    schema, table = _split_relation(relation)
-    with connect(read_only=True) as con:
-        if not table_exists(con, schema, table):
-            raise TrainingDataError(f"relation {relation} does not exist in the warehouse; "
-                                    "run the features DAG first (`ml run`)")
-        cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-        sql = f'SELECT {cols} FROM "{schema}"."{table}"' + (f" WHERE {where}" if where else "")
-        return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
+def read_relation(relation: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A whole relation (or some of its columns), streamed from the warehouse."""
+    schema, table = split_name(relation)
+    wh = get_warehouse()
+    if not wh.table_exists(schema, table):
+        raise TrainingDataError(f"relation {relation} does not exist in the warehouse; "
+                                "run the features DAG first (`ml run`)")
+    cols = ", ".join(map(wh.quote, columns)) if columns else "*"
+    return wh.read_arrow(f"SELECT {cols} FROM {wh.relation(schema, table)}",
+                         stage=f"read {relation}").to_pandas()
 
 
 def model_frame(df: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:

@@ -21,6 +21,10 @@ class Warehouse(ABC):
         """The quoted, fully qualified name to put in SQL."""
 
     @abstractmethod
+    def quote(self, identifier: str) -> str:
+        """A column name quoted for SQL."""
+
+    @abstractmethod
     def table_exists(self, schema: str, table: str) -> bool: ...
 
     @abstractmethod

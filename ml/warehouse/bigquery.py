@@ -168,8 +168,15 @@ class BigQueryWarehouse(Warehouse):
     def table_id(self, schema: str, table: str) -> str:
         return f"{self.settings.project_of(schema)}.{self.settings.dataset(schema)}.{table}"
 
+    def __str__(self) -> str:
+        return (f"BigQuery project {self.settings.project} "
+                f"(datasets {self.settings.dataset_prefix}_*)")
+
     def relation(self, schema: str, table: str) -> str:
         return _quote(self.table_id(schema, table))
+
+    def quote(self, identifier: str) -> str:
+        return _quote(identifier)
 
     def _ensure_dataset(self, schema: str) -> None:
         dataset = f"{self.settings.project_of(schema)}.{self.settings.dataset(schema)}"

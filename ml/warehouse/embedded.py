@@ -105,8 +105,14 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, path: Path):
         self.path = Path(path)
 
+    def __str__(self) -> str:
+        return f"DuckDB warehouse {self.path}"
+
     def relation(self, schema: str, table: str) -> str:
         return qualified(schema, table)
+
+    def quote(self, identifier: str) -> str:
+        return _quote(identifier)
 
     def table_exists(self, schema: str, table: str) -> bool:
         if not self.path.exists():
