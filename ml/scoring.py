@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -23,17 +24,20 @@ from ml import registry
 from ml.settings import ML_SCHEMA, get_settings
 from ml.specs import ModelSpec, get_spec
 from ml.training_data import model_frame
-from ml.warehouse import connect, qualified, table_exists
+from ml.warehouse import Warehouse, get_warehouse, split_name
 
 log = logging.getLogger(__name__)
 
 SCORES_TABLE = "scores"
 PSI_WARNING = 0.2
 BATCH_ROWS = 100_000
-SCORES_DDL = (
-    "customer_id VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_name VARCHAR NOT NULL, "
-    "model_version VARCHAR NOT NULL, segment VARCHAR, score DOUBLE NOT NULL, "
-    "decile INTEGER NOT NULL, scored_at TIMESTAMP NOT NULL"
+# One row per customer (and segment); deciles over the whole population of a segment.
+SCORES_SQL = (
+    "SELECT CAST(customer_id AS STRING) AS customer_id, CAST(? AS DATE) AS as_of_date, "
+    "CAST(? AS STRING) AS model_name, CAST(? AS STRING) AS model_version, "
+    "CAST(segment AS STRING) AS segment, score, "
+    "ntile(10) OVER (PARTITION BY segment ORDER BY score DESC, customer_id) AS decile, "
+    "? AS scored_at FROM {shards}"
 )
 
 
@@ -51,21 +55,21 @@ def champion_of(model: str):
 
 def scoring_as_of(spec: ModelSpec, as_of: str | date | None) -> date:
     """The requested as-of date, or the scoring snapshot (the day after the data's last day)."""
-    schema, table = spec.scoring.relation.split(".")
-    with connect(read_only=True) as con:
-        if as_of is None:
-            row = con.execute("SELECT max(as_of_date) FROM marts.snapshot_calendar "
-                              "WHERE is_scoring_snapshot").fetchone()
-            if row[0] is None:
-                raise ScoringError("marts.snapshot_calendar has no scoring snapshot: run features")
-            return row[0]
-        wanted = date.fromisoformat(str(as_of))
-        found = con.execute(f'SELECT count(*) FROM "{schema}"."{table}" WHERE as_of_date = ?',
-                            [wanted]).fetchone()[0]
-        if not found:
-            raise ScoringError(f"{spec.scoring.relation} has no rows for as_of_date {wanted}; "
-                               "pick a snapshot date from marts.snapshot_calendar")
-        return wanted
+    wh = get_warehouse()
+    if as_of is None:
+        latest = wh.scalar(f"SELECT max(as_of_date) FROM "
+                           f"{wh.relation('marts', 'snapshot_calendar')} WHERE is_scoring_snapshot",
+                           stage="scoring snapshot")
+        if latest is None:
+            raise ScoringError("marts.snapshot_calendar has no scoring snapshot: run features")
+        return latest
+    wanted = date.fromisoformat(str(as_of))
+    found = wh.scalar(f"SELECT count(*) FROM {wh.relation(*split_name(spec.scoring.relation))} "
+                      "WHERE as_of_date = ?", [wanted], stage="scoring population size")
+    if not found:
+        raise ScoringError(f"{spec.scoring.relation} has no rows for as_of_date {wanted}; "
+                           "pick a snapshot date from marts.snapshot_calendar")
+    return wanted
 
 
 def _input_columns(model_uri: str) -> tuple[list[str], list[str]]:
@@ -77,16 +81,16 @@ def _input_columns(model_uri: str) -> tuple[list[str], list[str]]:
     return numeric, [c.name for c in inputs if c.name not in numeric]
 
 
-def _population_sql(spec: ModelSpec, columns: list[str], shard: int, shards: int) -> str:
-    schema, table = spec.scoring.relation.split(".")
+def _population_sql(wh: Warehouse, spec: ModelSpec, columns: list[str], shard: int,
+                    shards: int) -> str:
     keys = [spec.scoring.id_column] + ([spec.scoring.segment_column]
                                        if spec.scoring.segment_column else [])
-    cols = ", ".join(f'"{c}"' for c in dict.fromkeys([*keys, *columns]))
+    cols = ", ".join(map(wh.quote, dict.fromkeys([*keys, *columns])))
     where = "as_of_date = ?"
     if spec.scoring.population_column:
-        where += f' AND "{spec.scoring.population_column}"'
-    where += f' AND hash("{spec.scoring.id_column}") % {shards} = {shard}'
-    return f'SELECT {cols} FROM "{schema}"."{table}" WHERE {where}'
+        where += f" AND {wh.quote(spec.scoring.population_column)}"
+    where += f" AND {wh.shard_predicate(spec.scoring.id_column, shards, shard)}"
+    return f"SELECT {cols} FROM {wh.relation(*split_name(spec.scoring.relation))} WHERE {where}"
 
 
 def staging_dir(model: str, as_of: date) -> Path:
@@ -108,18 +112,17 @@ def score_shard(model: str, as_of: str, shard: int, shards: int) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"shard-{shard:04d}-of-{shards:04d}.parquet"
     rows = 0
-    with connect(read_only=True) as con:
-        available = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
-            "table_name = ?", spec.scoring.relation.split(".")).fetchall()}
-        missing = [c for c in numeric + categorical if c not in available]
-        if missing:
-            raise ScoringError(
-                f"champion {model} v{champion.version} expects column(s) {missing} that "
-                f"{spec.scoring.relation} does not have (features changed since it was trained); "
-                f"retrain with the train_{model} DAG before scoring")
-        reader = con.execute(_population_sql(spec, numeric + categorical, shard, shards),
-                             [as_of_date]).to_arrow_reader(BATCH_ROWS)
+    wh = get_warehouse()
+    available = set(wh.columns(*split_name(spec.scoring.relation)))
+    missing = [c for c in numeric + categorical if c not in available]
+    if missing:
+        raise ScoringError(
+            f"champion {model} v{champion.version} expects column(s) {missing} that "
+            f"{spec.scoring.relation} does not have (features changed since it was trained); "
+            f"retrain with the train_{model} DAG before scoring")
+    population = _population_sql(wh, spec, numeric + categorical, shard, shards)
+    with closing(wh.read_batches(population, [as_of_date], BATCH_ROWS,
+                                 stage=f"{model} population, shard {shard}")) as reader:
         writer = None
         try:
             for batch in reader:
@@ -159,25 +162,10 @@ def publish(model: str, as_of: str, shards: list[dict]) -> dict:
                            f"{spec.scoring.relation} with {spec.scoring.population_column}); "
                            "previous scores are unchanged")
     scored_at = datetime.now(UTC).replace(tzinfo=None)
-    scores = qualified(ML_SCHEMA, SCORES_TABLE)
-    with connect() as con:
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{ML_SCHEMA}"')
-        con.execute(f"CREATE TABLE IF NOT EXISTS {scores} ({SCORES_DDL})")
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"DELETE FROM {scores} WHERE model_name = ? AND as_of_date = ?",
-                        [model, as_of_date])
-            con.execute(
-                f"INSERT INTO {scores} SELECT customer_id, ?::DATE, ?, ?, segment, score, "
-                "ntile(10) OVER (PARTITION BY segment ORDER BY score DESC, customer_id) AS decile, ? "
-                "FROM read_parquet(?)",
-                [as_of_date, model, version, scored_at, [str(f) for f in files]])
-            rows = con.execute(f"SELECT count(*) FROM {scores} WHERE model_name = ? AND "
-                               "as_of_date = ?", [model, as_of_date]).fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    rows = get_warehouse().replace_rows(
+        ML_SCHEMA, SCORES_TABLE, SCORES_SQL, [as_of_date, model, version, scored_at],
+        key={"model_name": model, "as_of_date": as_of_date}, sources={"shards": files},
+        partition_by="as_of_date", cluster_by=["model_name", "customer_id"])
     shutil.rmtree(staging_dir(model, as_of_date), ignore_errors=True)
     psi = score_drift(model, champion, as_of_date)
     return {"model": model, "version": version, "as_of": str(as_of_date),
@@ -197,10 +185,11 @@ def score_drift(model: str, champion, as_of: date) -> float | None:
     except Exception:  # noqa: BLE001 - no back-test artifact, no drift check
         return None
     expected = pd.read_parquet(path, columns=[spec.candidate])[spec.candidate].to_numpy()
-    with connect(read_only=True) as con:
-        actual = con.execute(f"SELECT score FROM {qualified(ML_SCHEMA, SCORES_TABLE)} WHERE "
-                             "model_name = ? AND as_of_date = ?", [model, as_of]).df()["score"]
-    psi = float(population_stability_index(expected, actual.to_numpy()))
+    wh = get_warehouse()
+    actual = wh.read_arrow(f"SELECT score FROM {wh.relation(ML_SCHEMA, SCORES_TABLE)} WHERE "
+                           "model_name = ? AND as_of_date = ?", [model, as_of],
+                           stage=f"{model} scores for drift").column("score").to_numpy()
+    psi = float(population_stability_index(expected, actual))
     if psi > PSI_WARNING:
         log.warning("%s v%s: score distribution shifted (PSI %.3f > %.2f) against its back-test",
                     model, champion.version, psi, PSI_WARNING)
@@ -223,14 +212,14 @@ def prepare_staging(model: str, as_of: date) -> None:
 
 
 def read_scores(model: str, as_of: date | None = None) -> pd.DataFrame:
-    with connect(read_only=True) as con:
-        if not table_exists(con, ML_SCHEMA, SCORES_TABLE):
-            return pd.DataFrame()
-        where, params = "model_name = ?", [model]
-        if as_of:
-            where, params = where + " AND as_of_date = ?", params + [as_of]
-        return con.execute(f"SELECT * FROM {qualified(ML_SCHEMA, SCORES_TABLE)} WHERE {where}",
-                           params).df()
+    wh = get_warehouse()
+    if not wh.table_exists(ML_SCHEMA, SCORES_TABLE):
+        return pd.DataFrame()
+    where, params = "model_name = ?", [model]
+    if as_of:
+        where, params = where + " AND as_of_date = ?", params + [as_of]
+    return wh.read_arrow(f"SELECT * FROM {wh.relation(ML_SCHEMA, SCORES_TABLE)} WHERE {where}",
+                         params, stage=f"{model} scores").to_pandas()
 
 
 def plan_scoring(model: str, as_of: str | None, shards: int,
