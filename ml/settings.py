@@ -50,16 +50,35 @@ class BigQuerySettings:
         return self.raw_project if schema == RAW_SCHEMA and self.raw_project else self.project
 
 
+GCP_CONNECTION = "google_cloud_default"
+
+
+def _connection_extras() -> dict:
+    """Extras of the Airflow connection ``google_cloud_default`` (project, key_path,
+    location, dataset_prefix), or {} when there is none. Only asked when BQ_PROJECT is
+    unset, so the CLI and tests never wait on Airflow."""
+    try:
+        from airflow.sdk import BaseHook
+
+        extras = BaseHook.get_connection(GCP_CONNECTION).extra_dejson
+    except Exception:  # noqa: BLE001 - no Airflow, no connection: the environment decides
+        return {}
+    prefix = "extra__google_cloud_platform__"  # older connections prefix their extras
+    return {key.removeprefix(prefix): value for key, value in extras.items() if value}
+
+
 def _bigquery_settings() -> BigQuerySettings:
-    project = os.environ.get("BQ_PROJECT", "")
+    conn = {} if os.environ.get("BQ_PROJECT") else _connection_extras()
+    project = os.environ.get("BQ_PROJECT") or conn.get("project", "")
     if not project:
         raise ValueError("WAREHOUSE=bigquery needs BQ_PROJECT (the GCP project that holds the "
-                         "platform's datasets); see docs/deployment-gcp.md")
+                         f"platform's datasets) or an Airflow connection {GCP_CONNECTION} with "
+                         "a project; see docs/deployment-gcp.md")
     return BigQuerySettings(
         project=project,
-        dataset_prefix=os.environ.get("BQ_DATASET_PREFIX", "cmp"),
-        location=os.environ.get("BQ_LOCATION", "US"),
-        keyfile=os.environ.get("BQ_KEYFILE") or None,
+        dataset_prefix=os.environ.get("BQ_DATASET_PREFIX") or conn.get("dataset_prefix", "cmp"),
+        location=os.environ.get("BQ_LOCATION") or conn.get("location", "US"),
+        keyfile=os.environ.get("BQ_KEYFILE") or conn.get("key_path") or None,
         raw_project=os.environ.get("BQ_RAW_PROJECT") or None,
         raw_dataset=os.environ.get("BQ_RAW_DATASET") or None,
         api_endpoint=os.environ.get("BQ_API_ENDPOINT") or None,
@@ -105,7 +124,7 @@ def get_settings() -> Settings:
         mlflow_artifacts_dir=artifacts,
         dbt_project_dir=dbt_project,
         dbt_profiles_dir=_path("DBT_PROFILES_DIR", dbt_project),
-        dbt_target=os.environ.get("DBT_TARGET", warehouse),
+        dbt_target=warehouse,  # the profile's output is named after the warehouse
         dbt_manifest_path=_path("DBT_MANIFEST_PATH", local_dir / "dbt_manifest" / "manifest.json"),
         warehouse=warehouse,
         bigquery=_bigquery_settings() if warehouse == "bigquery" else None,
