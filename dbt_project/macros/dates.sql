@@ -19,8 +19,15 @@
     cast(date_trunc('{{ cadence }}', cast({{ date_expression }} as date)) as date)
 {%- endmacro %}
 
+{#- Weeks: back to the Monday by day of week (1 = Sunday) rather than
+    date_trunc(..., isoweek), which the local emulator (bqemulator) cannot run. -#}
 {% macro bigquery__period_start(cadence, date_expression) -%}
-    date_trunc(cast({{ date_expression }} as date), {{ 'isoweek' if cadence == 'week' else 'month' }})
+    {%- if cadence == 'week' -%}
+    date_sub(cast({{ date_expression }} as date),
+             interval mod(extract(dayofweek from cast({{ date_expression }} as date)) + 5, 7) day)
+    {%- else -%}
+    date_trunc(cast({{ date_expression }} as date), month)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- One row per day in [start_date, end_date) as `date_day` (up to 100,000 days), from a
@@ -44,3 +51,17 @@
     from day_offsets
     where day_offset < {{ dbt.datediff(start_date, end_date, 'day') }}
 {% endmacro %}
+
+{#- A timestamp plus a number of days, still a timestamp: dbt.dateadd returns a DATETIME on
+    BigQuery, which BigQuery will not compare with a TIMESTAMP. -#}
+{% macro add_days_to_timestamp(days, timestamp_expression) %}
+    {{ return(adapter.dispatch('add_days_to_timestamp')(days, timestamp_expression)) }}
+{% endmacro %}
+
+{% macro default__add_days_to_timestamp(days, timestamp_expression) -%}
+    {{ dbt.dateadd('day', days, timestamp_expression) }}
+{%- endmacro %}
+
+{% macro bigquery__add_days_to_timestamp(days, timestamp_expression) -%}
+    timestamp_add({{ timestamp_expression }}, interval {{ days }} day)
+{%- endmacro %}

@@ -41,9 +41,9 @@ recounted as (
         snapshots.as_of_date,
         orders.customer_id,
         count(*) as orders_lifetime,
-        sum(case when orders.ordered_at >= {{ dbt.dateadd('day', -30, 'snapshots.as_of_at') }} then 1 else 0 end) as orders_30d,
-        sum(case when orders.ordered_at >= {{ dbt.dateadd('day', -365, 'snapshots.as_of_at') }} then 1 else 0 end) as orders_365d,
-        sum(case when orders.ordered_at >= {{ dbt.dateadd('day', -365, 'snapshots.as_of_at') }} then orders.revenue else 0 end) as revenue_365d,
+        sum(case when orders.ordered_at >= {{ add_days_to_timestamp(-30, 'snapshots.as_of_at') }} then 1 else 0 end) as orders_30d,
+        sum(case when orders.ordered_at >= {{ add_days_to_timestamp(-365, 'snapshots.as_of_at') }} then 1 else 0 end) as orders_365d,
+        sum(case when orders.ordered_at >= {{ add_days_to_timestamp(-365, 'snapshots.as_of_at') }} then orders.revenue else 0 end) as revenue_365d,
         {{ dbt.datediff('cast(max(orders.ordered_at) as date)', 'snapshots.as_of_date', 'day') }} as days_since_last_order
     from checked_snapshots as snapshots
     inner join completed_orders as orders

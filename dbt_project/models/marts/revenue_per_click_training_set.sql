@@ -51,7 +51,7 @@ attributed as (
     inner join clicks
         on clicks.customer_id = completed_orders.customer_id
         and completed_orders.ordered_at >= clicks.clicked_at
-        and completed_orders.ordered_at < {{ dbt.dateadd('day', window_days, 'clicks.clicked_at') }}
+        and completed_orders.ordered_at < {{ add_days_to_timestamp(window_days, 'clicks.clicked_at') }}
 
 ),
 

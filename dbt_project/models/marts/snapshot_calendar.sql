@@ -1,3 +1,6 @@
+{#- A few dozen rows: neither partitioned nor clustered on BigQuery. -#}
+{{ config(partition_by=none, cluster_by=none) }}
+
 select
     as_of_date,
     data_start,
