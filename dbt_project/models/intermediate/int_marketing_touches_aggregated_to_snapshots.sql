@@ -4,6 +4,7 @@
     90 days before it (same technique as int_orders_aggregated_to_snapshots), and the one
     touch that is its customer's last before the as-of day (an interval lookup: no
     aggregation over the whole history). -#}
+{{ config(**incremental_snapshot_config()) }}
 {%- set channels = ['SEM', 'SEO', 'CRM', 'Display'] -%}
 
 with spine as (
@@ -13,6 +14,13 @@ with spine as (
         as_of_date,
         {{ day_number('as_of_date') }} as as_of_day
     from {{ ref('int_customers_snapshotted') }}
+    where {{ snapshots_to_build('as_of_date') }}
+
+),
+
+fingerprints as (
+
+    select * from {{ ref('int_snapshot_inputs_fingerprinted') }}
 
 ),
 
@@ -94,8 +102,11 @@ select
     last_90_days.*,
     latest.days_since_last_click,
     latest.last_touch_channel,
-    latest.last_touch_at
+    latest.last_touch_at,
+    {{ snapshot_fingerprint('fingerprints') }} as snapshot_fingerprint
 from last_90_days
 inner join latest
     on last_90_days.customer_id = latest.customer_id
     and last_90_days.as_of_date = latest.as_of_date
+left join fingerprints
+    on last_90_days.as_of_date = fingerprints.as_of_date

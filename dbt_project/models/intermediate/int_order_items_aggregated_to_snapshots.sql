@@ -2,6 +2,7 @@
     in [as_of - 365 days, as_of): units bought and distinct categories. Lines are rolled
     up per customer and day (and category) first; each snapshot joins its customer's
     days in the window (same technique as int_orders_aggregated_to_snapshots). -#}
+{{ config(**incremental_snapshot_config()) }}
 
 with spine as (
 
@@ -10,6 +11,13 @@ with spine as (
         as_of_date,
         {{ day_number('as_of_date') }} as as_of_day
     from {{ ref('int_customers_snapshotted') }}
+    where {{ snapshots_to_build('as_of_date') }}
+
+),
+
+fingerprints as (
+
+    select * from {{ ref('int_snapshot_inputs_fingerprinted') }}
 
 ),
 
@@ -40,17 +48,28 @@ category_days as (
     from completed_lines
     group by customer_id, order_day, category
 
+),
+
+baskets as (
+
+    select
+        spine.customer_id,
+        spine.as_of_date,
+        coalesce(sum(category_days.units), 0) as units_365d,
+        count(distinct category_days.category) as distinct_categories_365d,
+        max(category_days.last_line_ordered_at) as last_line_ordered_at
+    from spine
+    left join category_days
+        on spine.customer_id = category_days.customer_id
+        and category_days.order_day < spine.as_of_day
+        and category_days.order_day >= spine.as_of_day - 365
+    group by spine.customer_id, spine.as_of_date
+
 )
 
 select
-    spine.customer_id,
-    spine.as_of_date,
-    coalesce(sum(category_days.units), 0) as units_365d,
-    count(distinct category_days.category) as distinct_categories_365d,
-    max(category_days.last_line_ordered_at) as last_line_ordered_at
-from spine
-left join category_days
-    on spine.customer_id = category_days.customer_id
-    and category_days.order_day < spine.as_of_day
-    and category_days.order_day >= spine.as_of_day - 365
-group by spine.customer_id, spine.as_of_date
+    baskets.*,
+    {{ snapshot_fingerprint('fingerprints') }} as snapshot_fingerprint
+from baskets
+left join fingerprints
+    on baskets.as_of_date = fingerprints.as_of_date

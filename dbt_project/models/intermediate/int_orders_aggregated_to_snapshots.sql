@@ -10,6 +10,7 @@
 
     last_order_at / last_completed_order_at carry the latest order each row aggregated;
     the happens_before tests assert they are before as_of_date (leakage guard). -#}
+{{ config(**incremental_snapshot_config()) }}
 {%- set active_window = days_var('churn_active_window_days') -%}
 
 with spine as (
@@ -19,6 +20,13 @@ with spine as (
         as_of_date,
         {{ day_number('as_of_date') }} as as_of_day
     from {{ ref('int_customers_snapshotted') }}
+    where {{ snapshots_to_build('as_of_date') }}
+
+),
+
+fingerprints as (
+
+    select * from {{ ref('int_snapshot_inputs_fingerprinted') }}
 
 ),
 
@@ -142,8 +150,11 @@ select
     end as purchase_gap_std_days,
     rhythm.last_purchase_day - rhythm.second_last_purchase_day as purchase_gap_last_days,
     order_aggregates.last_completed_order_at,
-    order_aggregates.last_order_at
+    order_aggregates.last_order_at,
+    {{ snapshot_fingerprint('fingerprints') }} as snapshot_fingerprint
 from order_aggregates
 inner join purchase_rhythm as rhythm
     on order_aggregates.customer_id = rhythm.customer_id
     and order_aggregates.as_of_date = rhythm.as_of_date
+left join fingerprints
+    on order_aggregates.as_of_date = fingerprints.as_of_date

@@ -3,6 +3,7 @@
     snapshot joins its customer's sessions of the 90 days before it (same technique as
     int_orders_aggregated_to_snapshots), and the one session that is its customer's last
     before the as-of day (an interval lookup: no aggregation over the whole history). -#}
+{{ config(**incremental_snapshot_config()) }}
 
 with spine as (
 
@@ -11,6 +12,13 @@ with spine as (
         as_of_date,
         {{ day_number('as_of_date') }} as as_of_day
     from {{ ref('int_customers_snapshotted') }}
+    where {{ snapshots_to_build('as_of_date') }}
+
+),
+
+fingerprints as (
+
+    select * from {{ ref('int_snapshot_inputs_fingerprinted') }}
 
 ),
 
@@ -88,8 +96,11 @@ select
     cast(coalesce(last_90_days.cart_adds_30d, 0) as {{ dbt.type_int() }}) as cart_adds_30d,
     cast(coalesce(last_90_days.cart_adds_90d, 0) as {{ dbt.type_int() }}) as cart_adds_90d,
     latest.days_since_last_session,
-    latest.last_session_at
+    latest.last_session_at,
+    {{ snapshot_fingerprint('fingerprints') }} as snapshot_fingerprint
 from last_90_days
 inner join latest
     on last_90_days.customer_id = latest.customer_id
     and last_90_days.as_of_date = latest.as_of_date
+left join fingerprints
+    on last_90_days.as_of_date = fingerprints.as_of_date
