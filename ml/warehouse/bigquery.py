@@ -153,7 +153,10 @@ class BigQueryWarehouse(Warehouse):
                     BigQueryReadGrpcTransport,
                 )
 
-                channel = grpc.insecure_channel(self.settings.storage_endpoint)
+                # Arrow pages exceed gRPC's 4 MiB default (Google's own transport lifts it too)
+                channel = grpc.insecure_channel(self.settings.storage_endpoint, options=[
+                    ("grpc.max_receive_message_length", -1),
+                    ("grpc.max_send_message_length", -1)])
                 self._read_client = bigquery_storage.BigQueryReadClient(
                     transport=BigQueryReadGrpcTransport(channel=channel))
             elif self.settings.api_endpoint:
