@@ -15,7 +15,6 @@ from cosmos import (
     DbtTaskGroup,
     ExecutionConfig,
     LoadMode,
-    ProfileConfig,
     ProjectConfig,
     RenderConfig,
     TestBehavior,
@@ -23,6 +22,7 @@ from cosmos import (
 from cosmos.constants import InvocationMode, SeedRenderingBehavior
 
 from ml.assets import FEATURES_ASSET
+from ml.dbt import profile_config
 from ml.orchestration import WAREHOUSE_POOL
 from ml.settings import dbt_environment, get_settings
 
@@ -49,13 +49,15 @@ Builds the point-in-time feature and label marts from the raw tables.
 
 | Param | Meaning |
 | --- | --- |
-| `full_refresh` | Rebuild incremental models from scratch. |
+| `full_refresh` | Rebuild every snapshot, not only the new or changed ones (incremental models). |
 | `snapshot_cadence` | Spacing of the as-of snapshots: `month` (default) or `week`. |
 | `as_of_end` | Treat the data as ending on this date (ignore later events). Empty = the data's own end. |
 | `churn_horizon_days` | Churn label: no completed order in this many days after the as-of date. |
 | `propensity_horizon_days` | Propensity label: a completed order within this many days. |
 
 DuckDB takes one writer: every warehouse task runs in the `warehouse_writer` pool (1 slot).
+With `WAREHOUSE=bigquery` dbt signs in through the Airflow connection `google_cloud_default`
+(its key file, key JSON, or Application Default Credentials).
 """
 
 features_asset = Asset(name="features", uri=FEATURES_ASSET)
@@ -80,7 +82,7 @@ features_asset = Asset(name="features", uri=FEATURES_ASSET)
     },
     params={
         "full_refresh": Param(False, type="boolean", title="Full refresh",
-                              description="Rebuild incremental models from scratch."),
+                              description="Rebuild all snapshots, not only changed ones."),
         "snapshot_cadence": Param("month", type="string", enum=["month", "week"],
                                   values_display={"month": "Monthly", "week": "Weekly"},
                                   title="Snapshot cadence"),
@@ -113,11 +115,8 @@ def features():
             project_name="customer_ml",
             env_vars=dbt_environment(settings),
         ),
-        profile_config=ProfileConfig(
-            profile_name="customer_ml",
-            target_name=settings.dbt_target,
-            profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
-        ),
+        # profiles.yml, or on BigQuery the Airflow connection google_cloud_default
+        profile_config=profile_config(settings),
         # dbt in-process (dbtRunner): no interpreter start per model.
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER,
                                          dbt_executable_path=DBT_EXECUTABLE),

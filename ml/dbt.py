@@ -10,7 +10,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml.settings import Settings, dbt_environment, get_settings
+from ml.settings import GCP_CONNECTION, BigQuerySettings, Settings, dbt_environment, get_settings
+
+PROFILE_NAME = "customer_ml"  # dbt_project.yml `profile:`
 
 
 def dbt_command(args: list[str], settings: Settings | None = None, check: bool = True,
@@ -26,6 +28,19 @@ def dbt_command(args: list[str], settings: Settings | None = None, check: bool =
         text=True,
         capture_output=capture,
     )
+
+
+def build(settings: Settings | None = None, full_refresh: bool = False,
+          dbt_vars: dict | None = None, extra_args: tuple[str, ...] = (),
+          capture: bool = True) -> subprocess.CompletedProcess:
+    """``dbt build`` of the project (outside Airflow: benchmarks, tests). Incremental models
+    rebuild only changed snapshots unless ``full_refresh``. Does not raise: check returncode."""
+    args = ["build", *extra_args]
+    if full_refresh:
+        args.append("--full-refresh")
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
+    return dbt_command(args, settings, check=False, capture=capture)
 
 
 def compile_manifest(settings: Settings | None = None) -> Path:
@@ -51,12 +66,83 @@ def load_seeds(settings: Settings | None = None) -> str:
 
     s = settings or get_settings()
     os.environ.update(dbt_environment(s))
-    result = dbtRunner().invoke(["seed", "--project-dir", str(s.dbt_project_dir),
-                                 "--profiles-dir", str(s.dbt_profiles_dir), "--target",
-                                 s.dbt_target])
+    with profile_config(s).ensure_profile() as (profile_path, profile_env):
+        os.environ.update(profile_env)
+        result = dbtRunner().invoke(["seed", "--project-dir", str(s.dbt_project_dir),
+                                     "--profiles-dir", str(profile_path.parent), "--target",
+                                     s.dbt_target])
     if not result.success:
         raise RuntimeError(f"dbt seed failed: {result.exception or result.result}")
     return "seeds loaded"
+
+
+def profile_config(settings: Settings | None = None):
+    """The dbt profile Cosmos runs the features DAG with (and load_seeds uses).
+
+    On BigQuery proper (WAREHOUSE=bigquery, no BQ_API_ENDPOINT) it comes from the Airflow
+    connection ``google_cloud_default``: its key file path, its key JSON, or else
+    Application Default Credentials, in project BQ_PROJECT (or the connection's), datasets
+    ``<prefix>_*``. Otherwise (DuckDB, a local emulator) the repository's profiles.yml,
+    which reads the environment. Nothing here touches the connection: it is read when a
+    task renders the profile, not when the DAG is parsed."""
+    from cosmos import ProfileConfig
+
+    s = settings or get_settings()
+    if s.bigquery is not None and not s.bigquery.api_endpoint:
+        return ProfileConfig(profile_name=PROFILE_NAME, target_name=s.dbt_target,
+                             profile_mapping=google_cloud_profile_mapping(s.bigquery))
+    return ProfileConfig(profile_name=PROFILE_NAME, target_name=s.dbt_target,
+                         profiles_yml_filepath=s.dbt_profiles_dir / "profiles.yml")
+
+
+def google_cloud_profile_mapping(bq: BigQuerySettings, conn_id: str = GCP_CONNECTION):
+    """A Cosmos profile mapping that, when first asked for the profile, takes the first of
+    Cosmos's BigQuery mappings that can claim the connection: service-account key file
+    (extra ``key_path``, or BQ_KEYFILE), key JSON (extra ``keyfile_dict``), or OAuth through
+    Application Default Credentials."""
+    from functools import cached_property
+
+    from cosmos.exceptions import CosmosValueError
+    from cosmos.profiles import (
+        BaseProfileMapping,
+        GoogleCloudOauthProfileMapping,
+        GoogleCloudServiceAccountDictProfileMapping,
+        GoogleCloudServiceAccountFileProfileMapping,
+    )
+
+    candidates = (GoogleCloudServiceAccountFileProfileMapping,
+                  GoogleCloudServiceAccountDictProfileMapping, GoogleCloudOauthProfileMapping)
+
+    class GoogleCloudConnectionProfileMapping(BaseProfileMapping):
+        airflow_connection_type = "google_cloud_platform"
+        dbt_profile_type = "bigquery"
+
+        @cached_property
+        def chosen(self) -> BaseProfileMapping:
+            for mapping in candidates:
+                candidate = mapping(self.conn_id, self.profile_args)
+                if candidate.can_claim_connection():
+                    return candidate
+            raise CosmosValueError(f"Airflow connection {self.conn_id} is not a usable "
+                                   "google_cloud_platform connection for dbt")
+
+        @property
+        def profile(self) -> dict:
+            return self.chosen.profile
+
+        @property
+        def mock_profile(self) -> dict:
+            return GoogleCloudOauthProfileMapping(self.conn_id, self.profile_args).mock_profile
+
+        @property
+        def env_vars(self) -> dict[str, str]:
+            return self.chosen.env_vars
+
+    profile_args = {"project": bq.project, "dataset": bq.dataset_prefix,
+                    "location": bq.location}
+    if bq.keyfile:
+        profile_args["keyfile"] = bq.keyfile
+    return GoogleCloudConnectionProfileMapping(conn_id, profile_args=profile_args)
 
 
 @dataclass(frozen=True)
