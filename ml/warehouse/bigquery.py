@@ -184,9 +184,12 @@ class BigQueryWarehouse(Warehouse):
     def _ensure_dataset(self, schema: str) -> None:
         dataset = f"{self.settings.project_of(schema)}.{self.settings.dataset(schema)}"
         if dataset not in self._datasets:
-            ref = bigquery.Dataset(dataset)
-            ref.location = self.settings.location
-            self.client.create_dataset(ref, exists_ok=True)
+            try:  # look first: creating needs bigquery.datasets.create on the project
+                self.client.get_dataset(dataset)
+            except NotFound:
+                ref = bigquery.Dataset(dataset)
+                ref.location = self.settings.location
+                self.client.create_dataset(ref, exists_ok=True)
             self._datasets.add(dataset)
 
     def _scratch_id(self) -> str:
