@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -264,8 +264,25 @@ def _batch_scorer(model, task: str, numeric: list[str],
     return direct
 
 
+def _named_as(batches: Iterator[pa.RecordBatch], names: list[str]) -> Iterator[pa.RecordBatch]:
+    """Batches with the model's column names spelled as it was trained. Column names are
+    case-insensitive on BigQuery, and bqemulator lower-cases them in some query shapes
+    (any using FARM_FINGERPRINT, i.e. the shard predicate)."""
+    by_lower = {name.lower(): name for name in names}
+    try:
+        for batch in batches:
+            wanted = [n if n in names else by_lower.get(n.lower(), n) for n in batch.schema.names]
+            yield batch if wanted == batch.schema.names else batch.rename_columns(wanted)
+    finally:
+        batches.close()
+
+
 def staging_dir(model: str, as_of: date) -> Path:
-    return get_settings().local_dir / "scoring" / model / as_of.isoformat()
+    """Where shards leave their Parquet files for ``publish``. With workers on several
+    machines, SCORING_STAGING_DIR must be a directory they all mount."""
+    root = os.environ.get("SCORING_STAGING_DIR")
+    base = Path(root).expanduser() if root else get_settings().local_dir / "scoring"
+    return base / model / as_of.isoformat()
 
 
 def score_shard(model: str, as_of: str, shard: int, shards: int) -> dict:
@@ -294,8 +311,9 @@ def score_shard(model: str, as_of: str, shard: int, shards: int) -> dict:
             f"{spec.scoring.relation} does not have (features changed since it was trained); "
             f"retrain with the train_{model} DAG before scoring")
     population = _population_sql(wh, spec, numeric + categorical, shard, shards)
-    with closing(wh.read_batches(population, [as_of_date], BATCH_ROWS,
-                                 stage=f"{model} population, shard {shard}")) as reader:
+    batches = wh.read_batches(population, [as_of_date], BATCH_ROWS,
+                              stage=f"{model} population, shard {shard}")
+    with closing(_named_as(batches, numeric + categorical)) as reader:
         writer = None
         try:
             for batch in reader:
@@ -330,10 +348,17 @@ def publish(model: str, as_of: str, shards: list[dict]) -> dict:
                            "(the champion moved mid-run); run scoring again")
     version = versions.pop()
     champion = registry.client().get_model_version(model, version)
-    files = sorted(staging_dir(model, as_of_date).glob(f"shard-*-of-{len(shards):04d}.parquet"))
-    if not files:
+    if not sum(s["rows"] for s in shards):
         raise ScoringError(f"{model}: the population at {as_of_date} is empty (no rows in "
                            f"{spec.scoring.relation} with {spec.scoring.population_column}); "
+                           "previous scores are unchanged")
+    staged = staging_dir(model, as_of_date)
+    files = sorted(staged.glob(f"shard-*-of-{len(shards):04d}.parquet"))
+    expected = sum(1 for s in shards if s["rows"])
+    if len(files) != expected:
+        raise ScoringError(f"{model}: {expected} shard file(s) expected in {staged}, found "
+                           f"{len(files)}: shards and publish must see the same directory "
+                           "(set SCORING_STAGING_DIR to a volume every worker mounts); "
                            "previous scores are unchanged")
     scored_at = datetime.now(UTC).replace(tzinfo=None)
     rows = get_warehouse().replace_rows(
