@@ -22,16 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import isolated_state, peak_rss_mib, timed  # noqa: E402
 
-MARTS = {  # mart -> its keys
-    "snapshot_calendar": ["as_of_date"],
-    "customer_features": ["customer_id", "as_of_date"],
-    "customer_labels": ["customer_id", "as_of_date"],
-    "churn_training_set": ["customer_id", "as_of_date"],
-    "purchase_propensity_training_set": ["customer_id", "as_of_date"],
-    "revenue_per_click_training_set": ["touch_id"],
-    "revenue_per_click_scoring_population": ["customer_id", "as_of_date", "channel"],
-}
-
 
 def _dbt_build(results: dict, label: str) -> None:
     from ml.dbt import dbt_command
@@ -51,7 +41,8 @@ def _compiled_models(target_dir: Path) -> dict[str, str]:
 def _python_stages(wh) -> dict[str, str]:
     features = wh.relation("marts", "customer_features")
     return {
-        "train: read churn_training_set": f"SELECT * FROM {wh.relation('marts', 'churn_training_set')}",
+        "train: read churn_training_set":
+            f"SELECT * FROM {wh.relation('marts', 'churn_training_set')}",
         "score: churn population (1 shard)": (
             f"SELECT * FROM {features} WHERE as_of_date = (SELECT max(as_of_date) FROM "
             f"{features}) AND in_churn_population"),
@@ -69,6 +60,7 @@ def main() -> None:
     state = isolated_state("bench-warehouse-")
     from ml import emulator
     from ml.dbt import compile_manifest
+    from ml.features import MART_KEYS
     from ml.generate import generate
     from ml.settings import get_settings
     from ml.warehouse import DuckDBWarehouse, get_warehouse
@@ -99,7 +91,7 @@ def main() -> None:
 
         print("\nparity (row by row)")
         all_equal = True
-        for mart, keys in MARTS.items():
+        for mart, keys in MART_KEYS.items():
             parity = compare_table(duck, bq, "marts", mart, keys)
             all_equal &= parity.equal
             verdict = "identical" if parity.equal else "DIFFERENT"

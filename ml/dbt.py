@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +59,22 @@ def compile_manifest(settings: Settings | None = None) -> Path:
     return s.dbt_manifest_path
 
 
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in os.environ (dbt in-process reads env_var() from there) for the block
+    only: a key-file secret or one run's datasets must not outlive it."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def load_seeds(settings: Settings | None = None) -> str:
     """``dbt seed``: the CSVs users edit (channel economics) into the warehouse.
 
@@ -65,9 +83,8 @@ def load_seeds(settings: Settings | None = None) -> str:
     from dbt.cli.main import dbtRunner
 
     s = settings or get_settings()
-    os.environ.update(dbt_environment(s))
-    with profile_config(s).ensure_profile() as (profile_path, profile_env):
-        os.environ.update(profile_env)
+    with (_environ(dbt_environment(s)), profile_config(s).ensure_profile() as
+          (profile_path, profile_env), _environ(profile_env)):
         result = dbtRunner().invoke(["seed", "--project-dir", str(s.dbt_project_dir),
                                      "--profiles-dir", str(profile_path.parent), "--target",
                                      s.dbt_target])

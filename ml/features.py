@@ -14,6 +14,13 @@ MARTS = (
     "churn_training_set",
     "purchase_propensity_training_set",
 )
+# Every mart with the columns that identify a row (parity checks sort by them).
+MART_KEYS = {
+    "snapshot_calendar": ["as_of_date"],
+    **{mart: ["customer_id", "as_of_date"] for mart in MARTS[1:]},
+    "revenue_per_click_training_set": ["touch_id"],
+    "revenue_per_click_scoring_population": ["customer_id", "as_of_date", "channel"],
+}
 
 
 class RawDataError(ValueError):

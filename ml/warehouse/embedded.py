@@ -28,7 +28,8 @@ def qualified(schema: str, table: str) -> str:
 
 
 @contextmanager
-def connect(path: Path | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path | None = None,
+            read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(path or get_settings().warehouse_path)
     if read_only and not path.exists():
         raise FileNotFoundError(

@@ -48,13 +48,26 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def read_table(wh: Warehouse, schema: str, table: str) -> pd.DataFrame:
+    """A whole table, column names lower-cased: BigQuery's are case-insensitive (and
+    bqemulator lower-cases some aliases, bgnbd_T in revenue_per_click_training_set, where
+    BigQuery keeps them)."""
+    return (wh.read_arrow(f"SELECT * FROM {wh.relation(schema, table)}").to_pandas()
+            .rename(columns=str.lower))
+
+
 def compare_table(left: Warehouse, right: Warehouse, schema: str, table: str,
                   keys: Sequence[str], max_reported: int = 5) -> TableParity:
+    return compare_frames(f"{schema}.{table}", read_table(left, schema, table),
+                          read_table(right, schema, table), keys, max_reported)
+
+
+def compare_frames(name: str, a: pd.DataFrame, b: pd.DataFrame, keys: Sequence[str],
+                   max_reported: int = 5) -> TableParity:
     """Same columns, same rows (sorted by ``keys``), same values (floats within a
     relative 1e-9); differences are listed, at most ``max_reported`` per kind."""
-    a = left.read_arrow(f"SELECT * FROM {left.relation(schema, table)}").to_pandas()
-    b = right.read_arrow(f"SELECT * FROM {right.relation(schema, table)}").to_pandas()
-    result = TableParity(f"{schema}.{table}", len(a), len(b))
+    keys = [k.lower() for k in keys]
+    result = TableParity(name, len(a), len(b))
     if list(a.columns) != list(b.columns):
         result.differences.append(f"columns differ: {list(a.columns)} vs {list(b.columns)}")
         return result
@@ -63,7 +76,8 @@ def compare_table(left: Warehouse, right: Warehouse, schema: str, table: str,
         return result
     a, b = _normalised(a, keys), _normalised(b, keys)
     for column in a.columns:
-        bad = [i for i, (x, y) in enumerate(zip(a[column].tolist(), b[column].tolist(), strict=True))
+        pairs = zip(a[column].tolist(), b[column].tolist(), strict=True)
+        bad = [i for i, (x, y) in enumerate(pairs)
                if not _same(x if not pd.isna(x) else None, y if not pd.isna(y) else None)]
         for i in bad[:max_reported]:
             key = ", ".join(f"{k}={a.at[i, k]}" for k in keys)

@@ -26,6 +26,11 @@ def emulator(state_dir) -> Iterator[bqemulator.Emulator]:
 def on_bigquery(emulator, monkeypatch, request) -> bqemulator.Emulator:
     """Point the platform at the emulator for one test, in datasets of its own."""
     prefix = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[:40]
+    # Entry points export the dbt environment into os.environ (setdefault): make sure no
+    # earlier test's datasets are seen, and that this test's go away with it.
+    for key in ("BQ_RAW_PROJECT", "BQ_RAW_DATASET", "BQ_KEYFILE"):
+        monkeypatch.setenv(key, "")  # records the value to restore, even "unset"
+        monkeypatch.delenv(key)
     for key, value in emulator.environment(dataset_prefix=prefix).items():
         monkeypatch.setenv(key, value)
     return emulator

@@ -7,30 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from ml.dbt import build, profile_config
+from ml.features import MART_KEYS
 from ml.generate import generate_tables
 from ml.settings import Settings, get_settings
 from ml.warehouse import DuckDBWarehouse, Warehouse, get_warehouse
+from ml.warehouse.parity import compare_frames, read_table
 
-# mart -> the columns that identify a row
-MARTS = {
-    "snapshot_calendar": ["as_of_date"],
-    "customer_features": ["customer_id", "as_of_date"],
-    "customer_labels": ["customer_id", "as_of_date"],
-    "churn_training_set": ["customer_id", "as_of_date"],
-    "purchase_propensity_training_set": ["customer_id", "as_of_date"],
-    "revenue_per_click_training_set": ["touch_id"],
-    "revenue_per_click_scoring_population": ["customer_id", "as_of_date", "channel"],
-}
 # contract data_type -> what the BigQuery API reports
 BIGQUERY_TYPES = {"string": "STRING", "integer": "INTEGER", "float64": "FLOAT",
                   "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP"}
@@ -49,37 +40,15 @@ def _duckdb_settings(settings: Settings, tmp_path) -> Settings:
                                warehouse_path=tmp_path / "duckdb" / "warehouse.duckdb")
 
 
-def _rows(wh: Warehouse, mart: str) -> list[dict]:
-    """The mart's rows sorted by its keys; timestamps as naive UTC (DuckDB's are naive).
-    Column names lower-cased: BigQuery's are case-insensitive, and bqemulator lower-cases
-    some aliases (bgnbd_T in revenue_per_click_training_set) where BigQuery keeps them."""
-    table = wh.query(f"SELECT * FROM {wh.relation('marts', mart)}")
-    rows = [{name.lower(): (value.astimezone(UTC).replace(tzinfo=None)
-                            if isinstance(value, datetime) and value.tzinfo else value)
-             for name, value in row.items()} for row in table.to_pylist()]
-    keys = MARTS[mart]
-    return sorted(rows, key=lambda row: tuple(str(row[key]) for key in keys))
+def _marts(wh: Warehouse) -> dict:
+    return {mart: read_table(wh, "marts", mart) for mart in MART_KEYS}
 
 
-def _same(left, right) -> bool:
-    if isinstance(left, float) and isinstance(right, float):
-        return math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-9)
-    return left == right
-
-
-def _all_rows(wh: Warehouse) -> dict[str, list[dict]]:
-    return {mart: _rows(wh, mart) for mart in MARTS}
-
-
-def _assert_marts_equal(expected: dict[str, list[dict]], actual: dict[str, list[dict]]) -> None:
-    for mart, want_rows in expected.items():
-        got_rows = actual[mart]
-        assert len(got_rows) == len(want_rows) > 0, mart
-        assert list(got_rows[0]) == list(want_rows[0]), f"{mart}: columns differ"
-        for want, got in zip(want_rows, got_rows, strict=True):
-            differing = {name: (want[name], got[name]) for name in want
-                         if not _same(want[name], got[name])}
-            assert not differing, f"{mart} {[want[k] for k in MARTS[mart]]}: {differing}"
+def _assert_marts_equal(expected: dict, actual: dict) -> None:
+    for mart, keys in MART_KEYS.items():
+        parity = compare_frames(mart, expected[mart], actual[mart], keys)
+        assert parity.left_rows > 0, mart
+        assert parity.equal, f"{parity.table}: {parity.differences}"
 
 
 def _assert_contract_types_and_layout(bigquery, settings: Settings) -> None:
@@ -122,7 +91,7 @@ def test_marts_on_bigquery_equal_the_duckdb_build(on_bigquery, raw_tables, tmp_p
     assert bq_run.returncode == 0, bq_run.stdout[-5000:]
     assert "ERROR=0" in bq_run.stdout and "SKIP=0" in bq_run.stdout, bq_run.stdout[-3000:]
 
-    _assert_marts_equal(_all_rows(duckdb), _all_rows(bigquery))
+    _assert_marts_equal(_marts(duckdb), _marts(bigquery))
     _assert_contract_types_and_layout(bigquery, bq_settings)
 
 
@@ -159,10 +128,10 @@ def test_incremental_build_on_bigquery_equals_a_full_one(on_bigquery, raw_tables
     rebuild = ("--exclude", "test_type:unit")
     incremental = build(settings, extra_args=rebuild)
     assert incremental.returncode == 0, incremental.stdout[-3000:]
-    after_incremental = _all_rows(bigquery)
+    after_incremental = _marts(bigquery)
     full = build(settings, full_refresh=True, extra_args=rebuild)
     assert full.returncode == 0, full.stdout[-3000:]
-    _assert_marts_equal(_all_rows(bigquery), after_incremental)
+    _assert_marts_equal(_marts(bigquery), after_incremental)
 
 
 def test_profiles_yml_bigquery_output_follows_the_environment(monkeypatch):

@@ -115,7 +115,8 @@ def test_replace_rows_is_idempotent_and_keeps_other_keys(wh, tmp_path):
     assert wh.replace_rows("ml", "scores", SCORES_SQL, [DAY, "churn"],
                            key={"model_name": "churn", "as_of_date": DAY}, **args) == 3
     again = wh.query(f"SELECT * FROM {wh.relation('ml', 'scores')}")
-    assert _sorted(again, "model_name", "customer_id") == _sorted(first, "model_name", "customer_id")
+    keys = ("model_name", "customer_id")
+    assert _sorted(again, *keys) == _sorted(first, *keys)
     assert first.num_rows == 6
     top = [r for r in again.to_pylist() if r["model_name"] == "churn" and r["decile"] == 1]
     assert {r["customer_id"] for r in top} == {"a", "c"}
@@ -170,4 +171,5 @@ def test_bigquery_cleans_up_scratch_and_estimates_bytes(on_bigquery):
     assert wh.estimates and all(stage for stage, _ in wh.estimates)
     # the emulator's dry run reports 0 bytes (a gap of bqemulator); BigQuery reports the scan
     assert isinstance(wh.estimate_bytes(f"SELECT * FROM {wh.relation('raw', 'orders')}"), int)
-    assert wh.table_id("marts", "x") == f"{wh.settings.project}.{wh.settings.dataset_prefix}_marts.x"
+    prefix = wh.settings.dataset_prefix
+    assert wh.table_id("marts", "x") == f"{wh.settings.project}.{prefix}_marts.x"
