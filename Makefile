@@ -25,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/uv
 
 # The local BigQuery emulator the BigQuery tests start (own virtualenv: it pins DuckDB 1.5.5).
 $(EMULATOR_STAMP): requirements-bqemulator.txt | $(STAMP)
-	$(BIN)/python -c "from ml import emulator; emulator.install()"
+	$(BIN)/python -c "from ml.ops import emulator; emulator.install()"
 	touch $@
 
 setup: $(STAMP) $(EMULATOR_STAMP) ## Create .venv (+ the BigQuery emulator's), install the pinned stack, compile the dbt manifest, init Airflow

@@ -3,7 +3,7 @@
 Generates the demo history once (``ml generate`` defaults: 5,000 customers), copies the raw
 warehouse into two fresh state directories and does the same work in each:
 
-- **scheduler**: ``ml.servers.up()`` (Airflow scheduler, dag-processor, triggerer, api-server
+- **scheduler**: ``ml.ops.servers.up()`` (Airflow scheduler, dag-processor, triggerer, api-server
   and an MLflow server), ``features`` triggered through the REST API, the asset-triggered
   ``train_*`` DAGs promoting automatically, ``score`` for every champion, and the
   asset-triggered ``allocate``. Times come from Airflow's own run and task records.
@@ -26,9 +26,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ml.servers import ADMIN_USER, AirflowClient
+from ml.modeling.specs import spec_paths
+from ml.ops.servers import ADMIN_USER, AirflowClient
 from ml.settings import REPO_ROOT
-from ml.specs import spec_paths
 
 ML = str(Path(sys.executable).parent / "ml")
 _FOREIGN_PREFIXES = ("AIRFLOW", "MLFLOW_", "DBT_", "WAREHOUSE_", "PLATFORM_", "MODEL_SPECS_DIR")
@@ -68,7 +68,7 @@ def scheduler_path(state: Path) -> dict[str, float]:
                MLFLOW_PORT=os.environ.get("MLFLOW_PORT", "5000"),
                PLATFORM_ADMIN_PASSWORD=password)
     started = time.monotonic()
-    _run([sys.executable, "-c", "from ml.servers import up; up()"], env)
+    _run([sys.executable, "-c", "from ml.ops.servers import up; up()"], env)
     figures = {"server start-up (incl. db migrate)": time.monotonic() - started}
     try:
         client = AirflowClient(f"http://127.0.0.1:{env['AIRFLOW_PORT']}", ADMIN_USER, password)
@@ -100,7 +100,7 @@ def scheduler_path(state: Path) -> dict[str, float]:
                                        timeout=3600)
         figures["trigger -> campaign planned"] = _ts(allocate["end_date"]) - t0
     finally:
-        _run([sys.executable, "-c", "from ml.servers import down; down(echo=None)"], env)
+        _run([sys.executable, "-c", "from ml.ops.servers import down; down(echo=None)"], env)
     return figures
 
 

@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     state = isolated_state("bench-features-")
     from ml.dbt import compile_manifest, dbt_command
-    from ml.generate import generate
+    from ml.sim.history import generate
     from ml.warehouse import connect
 
     results: dict[str, float] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from ml.importer import import_files
+from ml.warehouse.importer import import_files
 
 LOAD_TIME = datetime(2026, 1, 1)
 

@@ -5,7 +5,7 @@ retention optimiser on 1M candidates x 4 channels.
 
 Trains a churn champion on a small generated history, then enlarges the scoring
 snapshot of marts.customer_features to N customers by resampling its rows under new
-customer ids (in an isolated state dir), and scores them through ml.scoring.
+customer ids (in an isolated state dir), and scores them through ml.decisions.scoring.
 Targets: >= 200k customers/s end to end, peak memory < 2 GiB, optimiser < 60 s.
 Prediction uses ML_PREDICT_THREADS threads (default: every usable core). On a shared box
 the figure follows the load: it is printed, and ``--repeat N`` re-scores (idempotently)
@@ -37,12 +37,13 @@ def main() -> None:
     args = parser.parse_args()
     isolated_state("bench-score-")
     from ml import registry
-    from ml.allocation import Channel, allocate
     from ml.dbt import compile_manifest, dbt_command
-    from ml.generate import generate
-    from ml.promotion import evaluate_version, promote
-    from ml.scoring import score_model
-    from ml.train import train_model
+    from ml.decisions.allocation import Channel, allocate
+    from ml.decisions.scoring import score_model
+    from ml.lifecycle.gate import evaluate_version
+    from ml.lifecycle.promotion import promote
+    from ml.modeling.train import train_model
+    from ml.sim.history import generate
     from ml.warehouse import connect
 
     results: dict[str, float] = {}

@@ -36,16 +36,16 @@ def main() -> None:
     with connect() as con:
         built = table_exists(con, "marts", "churn_training_set")
     if not built:
-        from ml.generate import generate
+        from ml.sim.history import generate
 
         compile_manifest()
         generate(customers=args.customers, seed=1, start=date(2023, 1, 1), end=date(2025, 12, 31))
         dbt_command(["build", "--quiet"], capture=True)
 
-    from ml.learners import build_pipeline
-    from ml.specs import get_spec
-    from ml.train import train_model
-    from ml.training_data import load_training_set
+    from ml.modeling.learners import build_pipeline
+    from ml.modeling.specs import get_spec
+    from ml.modeling.train import train_model
+    from ml.modeling.training_data import load_training_set
 
     started = time.perf_counter()
     result = train_model(args.model)

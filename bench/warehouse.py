@@ -58,13 +58,13 @@ def main() -> None:
                         help="use the BigQuery the BQ_* variables point at")
     args = parser.parse_args()
     state = isolated_state("bench-warehouse-")
-    from ml import emulator
     from ml.dbt import compile_manifest
-    from ml.features import MART_KEYS
-    from ml.generate import generate
+    from ml.marts import MART_KEYS
+    from ml.ops import emulator
     from ml.settings import get_settings
+    from ml.sim.history import generate
     from ml.warehouse import DuckDBWarehouse, get_warehouse
-    from ml.warehouse.parity import compare_table
+    from tests.support.parity import compare_table
 
     results: dict[str, float] = {}
     os.environ["WAREHOUSE"] = "duckdb"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from ml.assets import SCORES_ASSET, TARGETS_ASSET
-from ml.orchestration import WAREHOUSE_POOL
+from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
 
 DOC = """
 ### Allocate
@@ -46,8 +46,7 @@ CAPACITY_PARAMS = {"capacity_crm_email": "crm_email", "capacity_sem": "sem",
     max_active_runs=1,
     doc_md=DOC,
     tags=["customer-ml", "campaign"],
-    default_args={"owner": "customer-ml", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "pool": WAREHOUSE_POOL},
+    default_args={**DEFAULT_ARGS, "pool": WAREHOUSE_POOL},
     params={
         "budget": Param(5000.0, type="number", exclusiveMinimum=0, maximum=1e9, title="Budget"),
         "control_share": Param(0.1, type="number", minimum=0, maximum=0.5, title="Control share"),
@@ -60,7 +59,7 @@ CAPACITY_PARAMS = {"capacity_crm_email": "crm_email", "capacity_sem": "sem",
 def allocate():
     @task(outlets=[Asset(name="campaign_targets", uri=TARGETS_ASSET)])
     def plan_campaign() -> dict:
-        from ml.campaign import plan
+        from ml.decisions.campaign import plan
 
         params = get_current_context()["params"]
         capacities = {channel: params[name] for name, channel in CAPACITY_PARAMS.items()

@@ -7,7 +7,7 @@ Thin wiring only: dbt does the SQL (rendered by Cosmos from the manifest compile
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
@@ -23,7 +23,7 @@ from cosmos.constants import InvocationMode, SeedRenderingBehavior
 
 from ml.assets import FEATURES_ASSET
 from ml.dbt import profile_config
-from ml.orchestration import WAREHOUSE_POOL
+from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
 from ml.settings import dbt_environment, get_settings
 
 settings = get_settings()
@@ -74,12 +74,7 @@ features_asset = Asset(name="features", uri=FEATURES_ASSET)
     render_template_as_native_obj=True,
     doc_md=DOC,
     tags=["customer-ml", "features", "dbt"],
-    default_args={
-        "owner": "customer-ml",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "pool": WAREHOUSE_POOL,
-    },
+    default_args={**DEFAULT_ARGS, "pool": WAREHOUSE_POOL},
     params={
         "full_refresh": Param(False, type="boolean", title="Full refresh",
                               description="Rebuild all snapshots, not only changed ones."),
@@ -97,7 +92,7 @@ features_asset = Asset(name="features", uri=FEATURES_ASSET)
 def features():
     @task
     def check_raw_data() -> dict:
-        from ml.features import check_raw_data as check
+        from ml.marts import check_raw_data as check
 
         return check()
 
@@ -146,7 +141,7 @@ def features():
 
     @task(outlets=[features_asset])
     def publish_features() -> dict:
-        from ml.features import mart_summary
+        from ml.marts import mart_summary
 
         return mart_summary()
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from ml.orchestration import WAREHOUSE_POOL
-from ml.specs import spec_paths
+from ml.modeling.specs import spec_paths
+from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
 
 DOC = """
 ### Rollback
@@ -34,7 +34,7 @@ as `ml rollback MODEL`. Trigger scoring afterwards to refresh the scores.
     max_active_runs=1,
     doc_md=DOC,
     tags=["customer-ml", "registry"],
-    default_args={"owner": "customer-ml", "retries": 1, "retry_delay": timedelta(seconds=10)},
+    default_args=DEFAULT_ARGS,
     params={
         "model": Param(spec_paths()[0].stem if spec_paths() else "churn", type="string",
                        enum=[p.stem for p in spec_paths()], title="Model"),
@@ -45,7 +45,7 @@ as `ml rollback MODEL`. Trigger scoring afterwards to refresh the scores.
 def rollback():
     @task(pool=WAREHOUSE_POOL)
     def restore_previous_champion() -> dict:
-        from ml.promotion import rollback as do_rollback
+        from ml.lifecycle.promotion import rollback as do_rollback
 
         context = get_current_context()
         user = getattr(context["dag_run"], "triggering_user_name", None) or "airflow"

@@ -7,7 +7,7 @@ out with dynamic task mapping; ``publish`` swaps each model's (model, as_of) sli
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import (
     Asset,
@@ -21,8 +21,8 @@ from airflow.sdk import (
 )
 
 from ml.assets import SCORES_ASSET, champion_asset
-from ml.orchestration import WAREHOUSE_POOL
-from ml.specs import spec_paths
+from ml.modeling.specs import spec_paths
+from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
 
 MODELS = [p.stem for p in spec_paths()]
 
@@ -61,8 +61,7 @@ Runs when a model gets a new champion (only that model is scored) and daily at 0
     max_active_runs=1,
     doc_md=DOC,
     tags=["customer-ml", "scoring"],
-    default_args={"owner": "customer-ml", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "pool": WAREHOUSE_POOL},
+    default_args={**DEFAULT_ARGS, "pool": WAREHOUSE_POOL},
     params={
         "model": Param("all", type="string", enum=["all", *MODELS], title="Model"),
         "as_of": Param(None, type=["null", "string"], format="date", title="As-of date",
@@ -75,7 +74,7 @@ def score():
     def plan() -> list[dict]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from ml.scoring import ScoringError, plan_scoring
+        from ml.decisions.scoring import ScoringError, plan_scoring
 
         context = get_current_context()
         triggered_by = [event.asset.uri for events in
@@ -90,13 +89,13 @@ def score():
 
     @task(map_index_template="{{ task.op_kwargs['job']['model'] }} shard {{ task.op_kwargs['job']['shard'] }}")
     def score_shard(job: dict) -> dict:
-        from ml.scoring import score_shard as run_shard
+        from ml.decisions.scoring import score_shard as run_shard
 
         return {**job, **run_shard(job["model"], job["as_of"], job["shard"], job["shards"])}
 
     @task(outlets=[Asset(name="scores", uri=SCORES_ASSET)])
     def publish(results: list[dict]) -> list[dict]:
-        from ml.scoring import publish_all
+        from ml.decisions.scoring import publish_all
 
         return publish_all(list(results))
 

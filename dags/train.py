@@ -1,4 +1,4 @@
-"""Training DAGs: one per model spec file in ml/model_specs/, scheduled on the features Asset.
+"""Training DAGs: one per model spec file in ml/modeling/model_specs/, scheduled on the features Asset.
 
 train -> gate -> route -> (await_approval) -> finalize -> audit. Parsing reads only each
 spec's name and description (plain YAML); everything else happens inside tasks.
@@ -6,15 +6,15 @@ spec's name and description (plain YAML); everything else happens inside tasks.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import yaml
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from ml.assets import FEATURES_ASSET, champion_asset
-from ml.orchestration import WAREHOUSE_POOL
-from ml.specs import spec_paths
+from ml.modeling.specs import spec_paths
+from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
 
 DOC = """
 ### Train `{name}`
@@ -63,7 +63,7 @@ def make_training_dag(header: dict):
         doc_md=DOC.format(name=name, description=header.get("description", ""),
                           training_set=header.get("training_set"), asset=promoted.uri),
         tags=["customer-ml", "training", name],
-        default_args={"owner": "customer-ml", "retries": 1, "retry_delay": timedelta(seconds=30)},
+        default_args=DEFAULT_ARGS,
         params={
             "promotion_mode": Param("auto", type="string", enum=["auto", "manual", "dry_run"],
                                     values_display={"auto": "Automatic", "manual": "Approval in UI",
@@ -83,8 +83,8 @@ def make_training_dag(header: dict):
         def train() -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from ml.train import train_model
-            from ml.training_data import ModelNotApplicable
+            from ml.modeling.train import train_model
+            from ml.modeling.training_data import ModelNotApplicable
 
             params = get_current_context()["params"]
             try:
@@ -95,7 +95,7 @@ def make_training_dag(header: dict):
 
         @task
         def gate(trained: dict) -> dict:
-            from ml.promotion import evaluate_version
+            from ml.lifecycle.gate import evaluate_version
 
             return evaluate_version(name, trained["version"])
 
@@ -117,7 +117,7 @@ def make_training_dag(header: dict):
 
         @task(outlets=[promoted], trigger_rule="none_failed_min_one_success", pool=WAREHOUSE_POOL)
         def finalize(verdict: dict) -> dict:
-            from ml.promotion import promote
+            from ml.lifecycle.promotion import promote
 
             context = get_current_context()
             response = context["ti"].xcom_pull(task_ids="await_approval")
@@ -129,7 +129,7 @@ def make_training_dag(header: dict):
         # runs after every decision; skipped with the rest when training was skipped
         @task(trigger_rule="none_failed_min_one_success", pool=WAREHOUSE_POOL)
         def audit(verdict: dict) -> str:
-            from ml.promotion import record_decision
+            from ml.lifecycle.promotion import record_decision
 
             context = get_current_context()
             if context["ti"].xcom_pull(task_ids="finalize"):

@@ -44,7 +44,7 @@ def _fail(message: str) -> None:
 def init() -> None:
     """Prepare local state: Airflow metadata DB, the warehouse pool and the dbt manifest."""
     from ml.dbt import compile_manifest
-    from ml.orchestration import ensure_airflow_ready
+    from ml.ops.orchestration import ensure_airflow_ready
 
     started = time.perf_counter()
     manifest = compile_manifest()
@@ -68,7 +68,7 @@ def generate(
     Also writes eval.oracle_labels: each customer's true label probabilities at each
     monthly snapshot (evaluation only; never a feature).
     """
-    from ml.generate import generate as run_generator
+    from ml.sim.history import generate as run_generator
 
     if keep_existing and _raw_orders_present():
         console.print("raw.orders already present: keeping it (drop --keep-existing to regenerate)")
@@ -118,7 +118,7 @@ def import_(
     """
     from rich.markup import escape
 
-    from ml.importer import ImportFailed, import_files, load_mapping
+    from ml.warehouse.importer import ImportFailed, import_files, load_mapping
 
     files = {name: path for name, path in {
         "orders": orders, "customers": customers, "order_items": order_items,
@@ -149,7 +149,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the pipeline in-process through its Airflow DAGs (the scheduler's code path)."""
-    from ml.pipeline import PipelineFailed, run_pipeline
+    from ml.ops.pipeline import PipelineFailed, run_pipeline
 
     conf = {
         "full_refresh": full_refresh,
@@ -198,7 +198,7 @@ def _print_run_summary(summary: dict) -> None:
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Registry state per model (champion, challenger, back-test, last decision) and table sizes."""
-    from ml.status import platform_status
+    from ml.ops.status import platform_status
 
     state = platform_status()
     if as_json:
@@ -219,7 +219,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 
 
 def _print_model(name: str, info: dict) -> None:
-    from ml.specs import get_spec
+    from ml.modeling.specs import get_spec
 
     spec = get_spec(name)
     challenger, champion = info.get("challenger") or {}, info.get("champion") or {}
@@ -247,7 +247,7 @@ def _print_model(name: str, info: dict) -> None:
 
 
 def _primary_metric_text(model: str, info: dict) -> str:
-    from ml.specs import get_spec
+    from ml.modeling.specs import get_spec
 
     spec = get_spec(model)
     values = info.get("backtest", {}).get(spec.candidate, {}).get(spec.primary_metric)
@@ -256,13 +256,13 @@ def _primary_metric_text(model: str, info: dict) -> str:
 
 @app.command()
 def promote(
-    model: Annotated[str, typer.Argument(help="Model name (a spec in ml/model_specs).")],
+    model: Annotated[str, typer.Argument(help="Model name (a spec in ml/modeling/model_specs).")],
     version: Annotated[str, typer.Argument(help="Registered version to make champion.")],
     reason: Annotated[str, typer.Option(help="Why: recorded in the ledger.")] = "manual promotion",
 ) -> None:
     """Make VERSION the champion of MODEL (bypasses the gate; recorded in the ledger)."""
-    from ml.promotion import PromotionError, current_actor
-    from ml.promotion import promote as do_promote
+    from ml.lifecycle.promotion import current_actor
+    from ml.lifecycle.promotion import promote as do_promote
 
     try:
         moved = do_promote(model, version, actor=current_actor(), mode="manual", reason=reason)
@@ -277,8 +277,8 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why: recorded in the ledger.")] = "rollback requested",
 ) -> None:
     """Restore the champion that MODEL's current champion replaced (from the ledger)."""
-    from ml.promotion import PromotionError, current_actor
-    from ml.promotion import rollback as do_rollback
+    from ml.lifecycle.promotion import PromotionError, current_actor
+    from ml.lifecycle.promotion import rollback as do_rollback
 
     try:
         moved = do_rollback(model, actor=current_actor(), reason=reason)
@@ -294,8 +294,8 @@ def approve(
     user: Annotated[str | None, typer.Option(help="Respondent recorded in the ledger.")] = None,
 ) -> None:
     """Answer a manual-mode promotion waiting in train_MODEL (same as the Airflow UI's form)."""
-    from ml.orchestration import pending_approvals, respond_to_approval
-    from ml.promotion import current_actor
+    from ml.lifecycle.promotion import current_actor
+    from ml.ops.orchestration import pending_approvals, respond_to_approval
 
     pending = pending_approvals(f"train_{model}")
     if not pending:
@@ -313,8 +313,8 @@ def score(
     shards: Annotated[int, typer.Option(min=1, max=64, help="Customer shards.")] = 1,
 ) -> None:
     """Score customers with each model's champion into ml.scores (idempotent per as-of)."""
-    from ml.scoring import ScoringError, plan_scoring, publish_all
-    from ml.scoring import score_shard as run_shard
+    from ml.decisions.scoring import ScoringError, plan_scoring, publish_all
+    from ml.decisions.scoring import score_shard as run_shard
 
     try:
         jobs = plan_scoring(model, as_of, shards)
@@ -339,7 +339,7 @@ def allocate(
         help="Per-channel cap as CHANNEL=N (repeatable), e.g. --capacity direct_mail=500.")] = None,
 ) -> None:
     """Plan the retention campaign from the latest churn scores under BUDGET."""
-    from ml.campaign import CampaignError, plan
+    from ml.decisions.campaign import CampaignError, plan
 
     try:
         capacities = {k: int(v) for k, v in (item.split("=", 1) for item in capacity or [])}
@@ -377,7 +377,7 @@ app.add_typer(server_app, name="server")
 @server_app.command("up")
 def server_up() -> None:
     """Start Airflow (standalone) and the MLflow server, wait until both answer, print URLs and login."""
-    from ml.servers import ServerError, up
+    from ml.ops.servers import ServerError, up
 
     try:
         up(echo=console.print)
@@ -388,7 +388,7 @@ def server_up() -> None:
 @server_app.command("down")
 def server_down() -> None:
     """Stop exactly the processes `ml server up` started (by PID file)."""
-    from ml.servers import down
+    from ml.ops.servers import down
 
     down(echo=console.print)
 
@@ -396,7 +396,7 @@ def server_down() -> None:
 @server_app.command("status")
 def server_status() -> None:
     """Whether each server runs, its URL and PID."""
-    from ml.servers import status as server_state
+    from ml.ops.servers import status as server_state
 
     server_state(echo=console.print)
 
@@ -429,7 +429,7 @@ def export_scores(
     as_of: Annotated[str | None, typer.Option(help="Snapshot date (default: the latest).")] = None,
 ) -> None:
     """Scores of MODEL (latest as-of by default)."""
-    from ml.scoring import read_scores
+    from ml.decisions.scoring import read_scores
 
     frame = read_scores(model, date.fromisoformat(as_of) if as_of else None)
     if not frame.empty and as_of is None:
@@ -444,6 +444,6 @@ def export_targets(
     as_of: Annotated[str | None, typer.Option(help="Campaign as-of date (default: the latest).")] = None,
 ) -> None:
     """The retention campaign's target list (treatment and control)."""
-    from ml.campaign import read_targets
+    from ml.decisions.campaign import read_targets
 
     _write_export(read_targets(date.fromisoformat(as_of) if as_of else None), out)

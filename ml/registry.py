@@ -2,7 +2,7 @@
 
 Aliases: ``challenger`` = newest registered version, ``champion`` = serving version.
 MLflow has no compare-and-set for aliases, so callers serialise promotions (see
-``ml.promotion``) and every alias write is read back.
+``ml.lifecycle.promotion``) and every alias write is read back.
 """
 
 from __future__ import annotations

@@ -59,3 +59,13 @@ ORACLE_COLUMNS: dict[str, str] = {
     "p_churn": "DOUBLE",  # P(no completed order in [as_of, as_of + 90 days))
     "p_purchase": "DOUBLE",  # P(at least one completed order in [as_of, as_of + 30 days))
 }
+
+
+def arrow_schema(columns: dict[str, str]):
+    """The pyarrow schema of a ``{column: DuckDB type}`` contract (the one type map)."""
+    import pyarrow as pa
+
+    types = {"VARCHAR": pa.string(), "TIMESTAMP": pa.timestamp("us"), "DOUBLE": pa.float64(),
+             "INTEGER": pa.int32(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(),
+             "DATE": pa.date32()}
+    return pa.schema([(name, types[kind]) for name, kind in columns.items()])

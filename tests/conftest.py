@@ -42,7 +42,7 @@ def dbt_manifest() -> Path:
 
 @pytest.fixture(scope="session")
 def airflow_db(dbt_manifest):
-    from ml.orchestration import ensure_airflow_ready
+    from ml.ops.orchestration import ensure_airflow_ready
 
     ensure_airflow_ready()
 
@@ -52,8 +52,8 @@ def demo_warehouse(state_dir) -> Path:
     """A small synthetic history in the session warehouse (generated once)."""
     from datetime import date
 
-    from ml.generate import generate
     from ml.settings import get_settings
+    from ml.sim.history import generate
 
     generate(customers=800, seed=7, start=date(2023, 1, 1), end=date(2024, 12, 31))
     return get_settings().warehouse_path

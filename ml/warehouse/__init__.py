@@ -12,6 +12,9 @@ datasets ``<BQ_DATASET_PREFIX>_<schema>``.
 Writes are idempotent and atomic per table: ``replace_tables`` swaps whole tables only
 after every new one is staged, ``replace_rows`` deletes a key's rows and inserts the new
 ones in one transaction (DuckDB) or one MERGE (BigQuery). A failure leaves the old rows.
+
+``importer.py`` brings a retailer's own files into the raw tables through this interface.
+May import: ``ml.settings`` and ``ml.schema`` only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""BigQuery tests run against bqemulator on 127.0.0.1, started here (ml/emulator.py).
+"""BigQuery tests run against bqemulator on 127.0.0.1, started here (ml/ops/emulator.py).
 
 The emulator stands in for Google's service, which this machine cannot reach; everything
 of ours (dbt-bigquery, google-cloud-bigquery, the Storage Read API client) is real.
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ml import emulator as bqemulator
+from ml.ops import emulator as bqemulator
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,11 @@ import pyarrow.compute as pc
 import pytest
 
 from ml.dbt import build, profile_config
-from ml.features import MART_KEYS
-from ml.generate import generate_tables
+from ml.marts import MART_KEYS
 from ml.settings import Settings, get_settings
+from ml.sim.history import generate_tables
 from ml.warehouse import DuckDBWarehouse, Warehouse, get_warehouse
-from ml.warehouse.parity import compare_frames, read_table
+from tests.support.parity import compare_frames, read_table
 
 # contract data_type -> what the BigQuery API reports
 BIGQUERY_TYPES = {"string": "STRING", "integer": "INTEGER", "float64": "FLOAT",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.importer import ImportFailed, import_files, load_mapping
 from ml.warehouse import get_warehouse
+from ml.warehouse.importer import ImportFailed, import_files, load_mapping
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop_export"
 LOAD_TIME = datetime(2026, 11, 1)  # after the example export ends

@@ -9,11 +9,11 @@ from datetime import date
 
 import pytest
 
-from ml import orchestration
-from ml.generate import generate
-from ml.pipeline import run_pipeline
-from ml.promotion import read_ledger
+from ml.lifecycle.ledger import read_ledger
+from ml.ops import orchestration
+from ml.ops.pipeline import run_pipeline
 from ml.settings import get_settings
+from ml.sim.history import generate
 from ml.warehouse import get_warehouse
 
 pytestmark = pytest.mark.slow

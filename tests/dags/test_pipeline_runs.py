@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from ml import registry
-from ml.orchestration import pending_approvals, respond_to_approval, run_dag
-from ml.promotion import PromotionError, promote, read_ledger, rollback
+from ml.lifecycle.ledger import read_ledger
+from ml.lifecycle.promotion import PromotionError, promote
+from ml.ops.orchestration import pending_approvals, respond_to_approval, run_dag
 from ml.warehouse import connect
 
 pytestmark = pytest.mark.slow
@@ -149,7 +150,7 @@ def test_scoring_writes_one_row_per_eligible_customer_and_is_idempotent(features
 def test_scores_equal_the_models_own_predictions(features_run):
     import mlflow
 
-    from ml.training_data import model_frame
+    from ml.modeling.training_data import model_frame
 
     scores = _scores("churn").sample(50, random_state=1)
     champion = registry.version_by_alias("churn", registry.CHAMPION)
@@ -169,7 +170,7 @@ def test_scores_equal_the_models_own_predictions(features_run):
 
 
 def test_a_failed_publish_leaves_previous_scores_intact(features_run):
-    from ml.scoring import ScoringError, publish, score_shard, staging_dir
+    from ml.decisions.scoring import ScoringError, publish, score_shard, staging_dir
 
     before = _scores("churn")
     as_of = str(before["as_of_date"].iloc[0])[:10]
@@ -186,7 +187,7 @@ def test_a_failed_publish_leaves_previous_scores_intact(features_run):
 
 
 def test_scoring_without_a_champion_is_refused(features_run):
-    from ml.scoring import ScoringError, score_model
+    from ml.decisions.scoring import ScoringError, score_model
 
     with pytest.raises(ScoringError, match="no champion yet"):
         score_model("revenue_per_click")
@@ -221,7 +222,7 @@ def test_allocation_respects_the_budget_and_beats_random_targeting(features_run)
 
 
 def test_allocation_bad_input_leaves_targets_untouched(features_run):
-    from ml.campaign import CampaignError, plan
+    from ml.decisions.campaign import CampaignError, plan
 
     with connect(read_only=True) as con:
         before = con.execute("SELECT * FROM ml.campaign_targets ORDER BY customer_id").df()

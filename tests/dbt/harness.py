@@ -14,16 +14,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ml.marts import MART_KEYS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
-MARTS = (
-    "snapshot_calendar",
-    "customer_features",
-    "customer_labels",
-    "churn_training_set",
-    "purchase_propensity_training_set",
-)
+# The marts of one row per snapshot or per (customer, snapshot) that these tests check.
+MARTS = tuple(name for name, keys in MART_KEYS.items()
+              if keys in (["as_of_date"], ["customer_id", "as_of_date"]))
 
 
 @dataclass
@@ -96,8 +94,7 @@ class Warehouse:
                 con.execute(statement)
 
     def mart(self, name: str) -> pd.DataFrame:
-        keys = "as_of_date" if name == "snapshot_calendar" else "customer_id, as_of_date"
-        return self.query(f"select * from marts.{name} order by {keys}")
+        return self.query(f"select * from marts.{name} order by {', '.join(MART_KEYS[name])}")
 
     def mart_fingerprints(self) -> dict[str, tuple[int, int]]:
         """Row count and content hash of every mart (order-independent)."""

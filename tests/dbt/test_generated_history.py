@@ -1,4 +1,4 @@
-"""The project on the platform's own synthetic history (ml.generate, 1,000 customers):
+"""The project on the platform's own synthetic history (ml.sim.history, 1,000 customers):
 the build passes, the marts agree with the pandas recomputation, and dbt never reads the
 generator's ground truth (schema eval)."""
 
@@ -20,7 +20,7 @@ from tests.dbt.reference import (
 )
 
 pytestmark = pytest.mark.slow
-generate = pytest.importorskip("ml.generate")
+generate = pytest.importorskip("ml.sim.history")
 
 
 @pytest.fixture(scope="module")

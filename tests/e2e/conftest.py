@@ -1,5 +1,5 @@
 """The platform through its real servers: Airflow (scheduler, dag-processor, triggerer,
-api-server) and MLflow, started by ``ml.servers.up()`` on free ports from a clean state
+api-server) and MLflow, started by ``ml.ops.servers.up()`` on free ports from a clean state
 directory, driven only through their REST APIs.
 
 One session-scoped run of the whole platform is shared by the API and browser tests:
@@ -33,9 +33,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ml.servers import ADMIN_USER, AirflowClient, ServerError
+from ml.modeling.specs import spec_paths
+from ml.ops.servers import ADMIN_USER, AirflowClient, ServerError
 from ml.settings import REPO_ROOT
-from ml.specs import spec_paths
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 MODELS = [p.stem for p in spec_paths()]
@@ -98,12 +98,12 @@ def servers() -> Servers:
     _run([ml, "generate", "--customers", E2E_CUSTOMERS, "--seed", "11",
           "--start", "2023-01-01", "--end", "2024-12-31"], env, timeout=300)
     try:
-        _run([sys.executable, "-c", "from ml.servers import up; up()"], env, timeout=600)
+        _run([sys.executable, "-c", "from ml.ops.servers import up; up()"], env, timeout=600)
         airflow_url = f"http://127.0.0.1:{airflow_port}"
         yield Servers(state, env, airflow_url, f"http://127.0.0.1:{mlflow_port}", password,
                       AirflowClient(airflow_url, ADMIN_USER, password))
     finally:
-        _run([sys.executable, "-c", "from ml.servers import down; down()"], env, timeout=120,
+        _run([sys.executable, "-c", "from ml.ops.servers import down; down()"], env, timeout=120,
              check=False)
         _keep_logs(state)
         if os.environ.get("KEEP_TEST_STATE") != "1":

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from ml.allocation import (
+from ml.decisions.allocation import (
     Allocation,
     Channel,
     allocate,

@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.backtest import plan_folds
+from ml.modeling.backtest import plan_folds
 
 
 @st.composite

@@ -17,8 +17,8 @@ from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from ml import bgnbd
-from ml.bgnbd import (
+from ml.modeling import bgnbd
+from ml.modeling.bgnbd import (
     BGNBDClassifier,
     BGNBDDegenerateFitWarning,
     BGNBDFitError,

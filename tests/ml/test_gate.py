@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ml.promotion import decide
-from ml.specs import get_spec
+from ml.lifecycle.gate import decide
+from ml.modeling.specs import get_spec
 
 SPEC = get_spec("churn")  # roc_auc primary; guardrails ece 0.02, lift 0.10; floors auc .60 lift 1.2
 GOOD = {"roc_auc": 0.80, "ece": 0.02, "lift_top_decile": 3.0}

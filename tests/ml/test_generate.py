@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml.generate import GenerationSummary, generate, generate_tables
 from ml.schema import ORACLE_COLUMNS, ORACLE_TABLE, RAW_TABLES
+from ml.sim.history import GenerationSummary, generate, generate_tables
 
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 ORACLE = f"eval.{ORACLE_TABLE}"

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml import importer
-from ml.importer import ImportFailed, import_files, load_mapping
+from ml.warehouse import importer
+from ml.warehouse.importer import ImportFailed, import_files, load_mapping
 
 LOAD_TIME = datetime(2025, 1, 1)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop_export"

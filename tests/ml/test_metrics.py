@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from sklearn import metrics as sk
 from sklearn.calibration import calibration_curve
 
-from ml import metrics as m
-from ml import specs
+from ml.modeling import metrics as m
+from ml.modeling import specs
 
 PROPERTY = settings(max_examples=40, deadline=None)
 SCORE_GRID = [i / 8 for i in range(9)]  # few distinct values, so ties are common

@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ml import scoring
-from ml.learners import build_pipeline, predict
-from ml.specs import Learner
-from ml.training_data import model_frame
+from ml.decisions import scoring
+from ml.modeling.learners import build_pipeline, predict
+from ml.modeling.specs import Learner
+from ml.modeling.training_data import model_frame
 
 NUMERIC = ["days", "orders", "revenue", "flag"]
 CATEGORICAL = ["region", "channel"]
@@ -70,7 +70,7 @@ def test_batch_scores_equal_the_models_own_predictions(kind, task, params, caplo
     model = _fitted(kind, task, params)
     scoring._use_predict_threads(model)
     scorer = scoring._batch_scorer(model, task, NUMERIC, CATEGORICAL)
-    with caplog.at_level(logging.WARNING, logger="ml.scoring"):
+    with caplog.at_level(logging.WARNING, logger="ml.decisions.scoring"):
         for seed in (3, 4):  # the first batch is checked, later ones are not
             batch = _scoring_batch(6000, seed)
             np.testing.assert_array_equal(scorer(batch), _expected(model, batch, task))
@@ -92,7 +92,7 @@ def test_a_difference_on_the_first_batch_falls_back_to_pandas(monkeypatch, caplo
     monkeypatch.setattr(scoring, "_as_float64", lambda column: real(column) + 1.0)
     scorer = scoring._batch_scorer(model, "binary", NUMERIC, CATEGORICAL)
     batch = _scoring_batch(3000, 5)
-    with caplog.at_level(logging.WARNING, logger="ml.scoring"):
+    with caplog.at_level(logging.WARNING, logger="ml.decisions.scoring"):
         np.testing.assert_array_equal(scorer(batch), _expected(model, batch, "binary"))
     assert "using the pandas path" in caplog.text
 

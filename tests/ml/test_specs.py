@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ml.specs import SpecError, load_spec, load_specs, specs_dir
+from ml.modeling.specs import SpecError, load_spec, load_specs, specs_dir
 
 
 def test_shipped_specs_load():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.specs import ModelSpec
+from ml.modeling.specs import ModelSpec
 from ml.warehouse import get_warehouse, split_name
 
 

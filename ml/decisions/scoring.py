@@ -27,10 +27,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from ml import registry
-from ml.learners import predict
+from ml.modeling.learners import predict
+from ml.modeling.specs import ModelSpec, get_spec
+from ml.modeling.training_data import model_frame
 from ml.settings import ML_SCHEMA, get_settings
-from ml.specs import ModelSpec, get_spec
-from ml.training_data import model_frame
 from ml.warehouse import Warehouse, get_warehouse, split_name
 
 log = logging.getLogger(__name__)
@@ -373,7 +373,7 @@ def publish(model: str, as_of: str, shards: list[dict]) -> dict:
 
 def score_drift(model: str, champion, as_of: date) -> float | None:
     """PSI of today's scores against the champion's back-test predictions; warn above 0.2."""
-    from ml.metrics import population_stability_index
+    from ml.modeling.metrics import population_stability_index
 
     spec = get_spec(model)
     try:
@@ -426,7 +426,7 @@ def plan_scoring(model: str, as_of: str | None, shards: int,
     """Shard jobs for the models to score: those whose champion Asset triggered the run,
     else the Param (``all`` = every model with a champion)."""
     from ml.assets import champion_asset
-    from ml.specs import load_specs
+    from ml.modeling.specs import load_specs
 
     specs = load_specs()
     if triggered_by:

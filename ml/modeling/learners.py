@@ -17,7 +17,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ml.specs import Learner
+from ml.modeling.specs import Learner
 
 RANDOM_STATE = 17
 
@@ -110,7 +110,7 @@ def build_pipeline(learner: Learner, task: str, numeric: list[str], categorical:
     if learner.kind == "recency_rule":
         return RecencyRule(horizon_days=horizon_days, **params)
     if learner.kind == "bgnbd":
-        from ml.bgnbd import BGNBDClassifier
+        from ml.modeling.bgnbd import BGNBDClassifier
 
         return BGNBDClassifier(horizon_days=horizon_days, **params)
     if learner.kind == "group_mean":

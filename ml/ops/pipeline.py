@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ml.dbt import failed_nodes
-from ml.orchestration import DagRunFailed, DagRunReport, run_dag
+from ml.ops.orchestration import DagRunFailed, DagRunReport, run_dag
 
 
 class PipelineFailed(RuntimeError):
@@ -51,9 +51,9 @@ def _task_log_tail(report: DagRunReport) -> str:
 
 def run_pipeline(features_conf: dict, train_conf: dict | None = None,
                  models: list[str] | None = None, allocate_conf: dict | None = None) -> dict:
-    from ml.features import mart_summary
-    from ml.specs import load_specs
-    from ml.status import platform_status
+    from ml.marts import mart_summary
+    from ml.modeling.specs import load_specs
+    from ml.ops.status import platform_status
 
     stage_seconds: dict[str, float] = {}
     try:
@@ -78,7 +78,7 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
             except DagRunFailed as exc:
                 raise PipelineFailed(f"{exc}\n{_task_log_tail(exc.report)}") from exc
             stage_seconds.update(_stage_seconds(report))
-        from ml.campaign import read_targets, summary_of_latest
+        from ml.decisions.campaign import read_targets, summary_of_latest
 
         campaign = {**summary_of_latest(), "top": read_targets().head(10).to_dict(orient="records")}
     return {"features": mart_summary(), "stage_seconds": stage_seconds,

@@ -12,6 +12,7 @@ import logging
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -20,6 +21,8 @@ from ml.settings import export_runtime_environment
 log = logging.getLogger(__name__)
 
 WAREHOUSE_POOL = "warehouse_writer"
+# Every DAG's default_args (a warehouse-writing DAG adds ``"pool": WAREHOUSE_POOL``).
+DEFAULT_ARGS = {"owner": "customer-ml", "retries": 1, "retry_delay": timedelta(seconds=30)}
 
 
 @dataclass

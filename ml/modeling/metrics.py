@@ -1,6 +1,11 @@
 """Metrics for back-tests, the promotion gate and score-drift checks.
 
-Plain numpy. Each metric is computed by one weighted kernel that takes a ``(b, n)`` matrix of
+Point values that scikit-learn computes come from scikit-learn (ROC AUC, average
+precision, log loss, Brier score, RMSE, MAE). Our own code is kept only where it has none:
+expected calibration error, top-decile lift and capture, the normalised Gini, the decile
+calibration table and PSI; and for the batched bootstrap below.
+
+Bootstrap kernels: plain numpy. Each metric is computed by one weighted kernel that takes a ``(b, n)`` matrix of
 row weights and returns ``b`` values. A public function evaluates its kernel once with unit
 weights; :func:`bootstrap_gain_ci` evaluates the same kernel with ``b`` rows of resampling
 counts at a time. A row drawn ``k`` times weighs ``k``, which gives exactly the value the
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
 
 DECILES = 10
 _CHUNK_CELLS = 1 << 19  # bootstrap weights evaluated per chunk (b * n): flat memory use
@@ -357,25 +363,29 @@ def roc_auc(y, p) -> float:
     """Area under the ROC curve: the chance that a random positive outscores a random
     negative, ties counting one half (Mann-Whitney U / (n_pos * n_neg)). Equals
     ``sklearn.metrics.roc_auc_score``."""
-    return _prepare_roc_auc(y, p).value()
+    y, p = _binary("roc_auc", y, p, needs="both")
+    return float(skm.roc_auc_score(y, p))
 
 
 def pr_auc(y, p) -> float:
     """Average precision: sum over distinct score thresholds of the recall gained times
     the precision there. Equals ``sklearn.metrics.average_precision_score``."""
-    return _prepare_pr_auc(y, p).value()
+    y, p = _binary("pr_auc", y, p, needs="both")
+    return float(skm.average_precision_score(y, p))
 
 
 def log_loss(y, p, eps: float = 1e-15) -> float:
     """Mean negative log-likelihood with ``p`` clipped to ``[eps, 1 - eps]``. Equals
     ``sklearn.metrics.log_loss`` except for ``p`` within ``eps`` of 0 or 1, which
     scikit-learn clips at machine epsilon; ``eps=np.finfo(float).eps`` matches it there."""
-    return _prepare_log_loss(y, p, eps).value()
+    y, p = _binary("log_loss", y, p, probabilities=True)
+    return float(skm.log_loss(y, np.clip(p, eps, 1 - eps), labels=[0, 1]))
 
 
 def brier(y, p) -> float:
     """Mean squared error of the probabilities. Equals ``sklearn.metrics.brier_score_loss``."""
-    return _prepare_brier(y, p).value()
+    y, p = _binary("brier", y, p, probabilities=True)
+    return float(skm.brier_score_loss(y, p))
 
 
 def expected_calibration_error(y, p, n_bins: int = 10, strategy: str = "quantile") -> float:
@@ -421,12 +431,14 @@ def binary_metrics(y, p) -> dict[str, float]:
 
 def rmse(y, yhat) -> float:
     """Root mean squared error."""
-    return _prepare_rmse(y, yhat).value()
+    y, yhat = _arrays("rmse", y=y, yhat=yhat)
+    return float(skm.root_mean_squared_error(y, yhat))
 
 
 def mae(y, yhat) -> float:
     """Mean absolute error."""
-    return _prepare_mae(y, yhat).value()
+    y, yhat = _arrays("mae", y=y, yhat=yhat)
+    return float(skm.mean_absolute_error(y, yhat))
 
 
 def normalized_gini(y, yhat) -> float:

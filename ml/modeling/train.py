@@ -13,17 +13,17 @@ from pathlib import Path
 import pandas as pd
 
 from ml import registry
-from ml.backtest import BacktestResult, gains_over, run_backtest, task_metrics
-from ml.learners import build_pipeline
-from ml.settings import REPO_ROOT, get_settings
-from ml.specs import Learner, ModelSpec, get_spec
-from ml.training_data import (
+from ml.modeling.backtest import BacktestResult, gains_over, run_backtest, task_metrics
+from ml.modeling.learners import build_pipeline
+from ml.modeling.specs import Learner, ModelSpec, get_spec
+from ml.modeling.training_data import (
     ModelNotApplicable,
     TrainingDataError,
     TrainingSet,
     load_training_set,
     read_relation,
 )
+from ml.settings import REPO_ROOT, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,8 @@ def evaluate(spec: ModelSpec, data: TrainingSet, timer: StageTimer) -> tuple[Bac
 def train_model(name: str, learners: list[str] | None = None, folds: int | None = None,
                 max_training_rows: int | None = None, unavailable: list[str] | None = None) -> dict:
     """The whole training job for one model. Returns a JSON-able summary (for XCom and the CLI)."""
-    from ml.report import log_training_run
-
-    from ml.features import raw_tables_present, unavailable_features
+    from ml.marts import raw_tables_present, unavailable_features
+    from ml.modeling.report import log_training_run
 
     timer = StageTimer()
     spec = apply_overrides(get_spec(name), learners, folds, max_training_rows)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ml import registry
-from ml.backtest import BacktestResult
-from ml.specs import ModelSpec
-from ml.training_data import TrainingSet
+from ml.modeling.backtest import BacktestResult
+from ml.modeling.specs import ModelSpec
+from ml.modeling.training_data import TrainingSet
 
 PIP_PACKAGES = ("scikit-learn", "xgboost", "pandas", "numpy", "scipy", "pyarrow")
 

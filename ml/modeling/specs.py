@@ -1,4 +1,4 @@
-"""Declarative model specs: one YAML file per model in ``ml/model_specs/``.
+"""Declarative model specs: one YAML file per model in ``ml/modeling/model_specs/``.
 
 Adding a model takes a dbt training-set model and a spec file; no Python. A spec is
 validated on load and an error names the file and the field.
@@ -13,8 +13,6 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from ml.settings import REPO_ROOT
 
 LearnerKind = Literal["xgboost", "logistic_regression", "recency_rule", "bgnbd", "group_mean"]
 BINARY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
@@ -120,7 +118,7 @@ class ModelSpec(_Strict):
 
 
 def specs_dir() -> Path:
-    return Path(os.environ.get("MODEL_SPECS_DIR", REPO_ROOT / "ml" / "model_specs"))
+    return Path(os.environ.get("MODEL_SPECS_DIR", Path(__file__).resolve().parent / "model_specs"))
 
 
 def load_spec(path: Path) -> ModelSpec:

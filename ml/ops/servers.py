@@ -286,7 +286,7 @@ def _log_tail(path: Path, lines: int = 25) -> str:
 # ---------------------------------------------------------------- up / down / status
 def _prepare(lay: Layout) -> None:
     """The metadata DB, the warehouse pool and the dbt manifest the DAGs render from."""
-    from ml.orchestration import ensure_airflow_ready
+    from ml.ops.orchestration import ensure_airflow_ready
 
     if not lay.settings.dbt_manifest_path.exists():
         from ml.dbt import compile_manifest
@@ -441,13 +441,6 @@ def status(echo=print) -> dict:
     return info
 
 
-def is_running() -> bool:
-    """Whether any server component started by ``up`` is alive (in-process runs against the
-    same metadata DB would race the scheduler)."""
-    lay = layout()
-    return any(_process(lay, name) is not None for name in lay.components())
-
-
 # ---------------------------------------------------------------- REST client
 class AirflowClient:
     """Airflow's REST API v2 with token authentication (what the e2e test and the benchmark
@@ -522,9 +515,6 @@ class AirflowClient:
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-
-    def delete_run(self, dag_id: str, run_id: str) -> None:
-        self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",

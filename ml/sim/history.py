@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml.schema import ORACLE_COLUMNS, ORACLE_TABLE, RAW_TABLES
+from ml.schema import ORACLE_COLUMNS, ORACLE_TABLE, RAW_TABLES, arrow_schema
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA
 from ml.warehouse import DuckDBWarehouse, get_warehouse
 
@@ -564,17 +564,9 @@ def _labels(vocabulary: tuple[str, ...] | list[str], codes: np.ndarray) -> pa.Ar
 
 def _table(table: str, columns: dict[str, object], contract: dict[str, str]) -> pa.Table:
     """An arrow table with exactly the contract's columns, in order, cast to its types."""
-    arrow_types = {
-        "VARCHAR": pa.string(),
-        "TIMESTAMP": pa.timestamp("us"),
-        "DOUBLE": pa.float64(),
-        "INTEGER": pa.int32(),
-        "BOOLEAN": pa.bool_(),
-        "DATE": pa.date32(),
-    }
     if list(columns) != list(contract):
         raise AssertionError(f"{table}: columns {list(columns)} != contract {list(contract)}")
-    schema = pa.schema([(name, arrow_types[kind]) for name, kind in contract.items()])
+    schema = arrow_schema(contract)
     arrays = []
     for name, value in columns.items():
         array = value if isinstance(value, pa.Array) else pa.array(value)

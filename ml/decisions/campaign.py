@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml import registry
-from ml.allocation import Channel, frontier, plan_campaign, validate_channels
+from ml.decisions.allocation import Channel, frontier, plan_campaign, validate_channels
 from ml.settings import ML_SCHEMA
 from ml.warehouse import get_warehouse
 

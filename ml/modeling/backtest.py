@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml import metrics as m
-from ml.learners import build_pipeline, predict
-from ml.specs import Learner, ModelSpec
-from ml.training_data import TrainingDataError, TrainingSet
+from ml.modeling import metrics as m
+from ml.modeling.learners import build_pipeline, predict
+from ml.modeling.specs import Learner, ModelSpec
+from ml.modeling.training_data import TrainingDataError, TrainingSet
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ml import registry
-from ml.promotion import read_ledger
-from ml.specs import load_specs
+from ml.lifecycle.ledger import read_ledger
+from ml.modeling.specs import load_specs
 from ml.warehouse import get_warehouse
 
 
