@@ -10,6 +10,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import yaml
 from airflow.sdk import Asset, Param, dag, task
 from cosmos import (
     DbtTaskGroup,
@@ -23,6 +24,7 @@ from cosmos.constants import InvocationMode, SeedRenderingBehavior
 
 from ml.assets import FEATURES_ASSET
 from ml.dbt import profile_config
+from ml.modeling.specs import spec_paths
 from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
 from ml.settings import dbt_environment, get_settings
 
@@ -52,8 +54,7 @@ Builds the point-in-time feature and label marts from the raw tables.
 | `full_refresh` | Rebuild every snapshot, not only the new or changed ones (incremental models). |
 | `snapshot_cadence` | Spacing of the as-of snapshots: `month` (default) or `week`. |
 | `as_of_end` | Treat the data as ending on this date (ignore later events). Empty = the data's own end. |
-| `churn_horizon_days` | Churn label: no completed order in this many days after the as-of date. |
-| `propensity_horizon_days` | Propensity label: a completed order within this many days. |
+{horizon_rows}
 
 DuckDB takes one writer: every warehouse task runs in the `warehouse_writer` pool (1 slot).
 With `WAREHOUSE=bigquery` dbt signs in through the Airflow connection `google_cloud_default`
@@ -61,6 +62,11 @@ With `WAREHOUSE=bigquery` dbt signs in through the Airflow connection `google_cl
 """
 
 features_asset = Asset(name="features", uri=FEATURES_ASSET)
+# Each model spec's label horizon is its `horizon_days`; the spec names the dbt var that
+# carries it (`horizon_var`). A Param per var overrides it for one run (empty = the spec's).
+HORIZONS = {header["horizon_var"]: (header["name"], header["horizon_days"])
+            for header in (yaml.safe_load(path.read_text()) for path in spec_paths())
+            if header.get("horizon_var")}
 
 
 @dag(
@@ -72,7 +78,9 @@ features_asset = Asset(name="features", uri=FEATURES_ASSET)
     max_active_runs=1,
     max_active_tasks=1,
     render_template_as_native_obj=True,
-    doc_md=DOC,
+    doc_md=DOC.format(horizon_rows="\n".join(
+        f"| `{var}` | {model} label horizon (days); empty = the spec's `horizon_days` ({days}). |"
+        for var, (model, days) in HORIZONS.items())),
     tags=["customer-ml", "features", "dbt"],
     default_args={**DEFAULT_ARGS, "pool": WAREHOUSE_POOL},
     params={
@@ -83,10 +91,11 @@ features_asset = Asset(name="features", uri=FEATURES_ASSET)
                                   title="Snapshot cadence"),
         "as_of_end": Param(None, type=["null", "string"], format="date", title="Data end override",
                            description="Ignore events on or after this date. Empty: the data's own end."),
-        "churn_horizon_days": Param(90, type="integer", minimum=7, maximum=365,
-                                    title="Churn horizon (days)"),
-        "propensity_horizon_days": Param(30, type="integer", minimum=7, maximum=365,
-                                         title="Propensity horizon (days)"),
+        **{var: Param(None, type=["null", "integer"], minimum=1, maximum=730,
+                      title=f"{model} horizon (days)",
+                      description=f"Empty: the {model} spec's horizon_days ({days}). Train "
+                                  "with the same override (the train DAG checks).")
+           for var, (model, days) in HORIZONS.items()},
     },
 )
 def features():
@@ -133,8 +142,8 @@ def features():
             "vars": {
                 "snapshot_cadence": "{{ params.snapshot_cadence }}",
                 "as_of_end": "{{ params.as_of_end }}",
-                "churn_horizon_days": "{{ params.churn_horizon_days }}",
-                "propensity_horizon_days": "{{ params.propensity_horizon_days }}",
+                **{var: f"{{{{ params.{var} or {days} }}}}"
+                   for var, (_, days) in HORIZONS.items()},
             },
         },
     )

@@ -53,11 +53,19 @@ REQUIRED_TABLES = ("orders",)
 
 # Ground truth from the synthetic generator: evaluation only, never a feature.
 ORACLE_TABLE = "oracle_labels"
+# P(no completed order in [as_of, as_of + h days) | the latent state) for each horizon h
+# here: a spec's oracle reads the column of its own horizon_days (none: no oracle, said so).
+ORACLE_HORIZONS = (7, 14, 30, 60, 90)
+
+
+def oracle_column(horizon_days: int) -> str:
+    return f"p_no_order_{horizon_days}d"
+
+
 ORACLE_COLUMNS: dict[str, str] = {
     "customer_id": "VARCHAR",
     "as_of_date": "DATE",
-    "p_churn": "DOUBLE",  # P(no completed order in [as_of, as_of + 90 days))
-    "p_purchase": "DOUBLE",  # P(at least one completed order in [as_of, as_of + 30 days))
+    **{oracle_column(h): "DOUBLE" for h in ORACLE_HORIZONS},
 }
 
 

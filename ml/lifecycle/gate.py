@@ -40,6 +40,15 @@ def _better_by(metric: str, new: float, old: float) -> float:
     return new - old if GREATER_IS_BETTER[metric] else old - new
 
 
+def _what_the_data_allows(metric: str, values: dict[str, float]) -> str:
+    """For a lift floor: the raw lift and the most this base rate allows (a top-decile lift
+    of 1.14 is strong when no ranking can exceed 1.22)."""
+    share, lift = values.get("lift_share_of_max"), values.get("lift_top_decile")
+    if metric != "lift_share_of_max" or not share or lift is None or share != share:
+        return ""
+    return f" (top-decile lift {lift:.3f} of at most {1 + (lift - 1) / share:.3f} at this base rate)"
+
+
 def decide(spec: ModelSpec, challenger: dict[str, float], champion: dict[str, float] | None,
            gain_ci: dict | None, champion_comparable: bool = True) -> Verdict:
     """The gate's rule, as a pure function of back-test means (and the bootstrap CI of the
@@ -55,7 +64,7 @@ def decide(spec: ModelSpec, challenger: dict[str, float], champion: dict[str, fl
             value = challenger[floor_metric]
             ok = value >= floor if GREATER_IS_BETTER[floor_metric] else value <= floor
             verdict.checks.append(f"{floor_metric} {value:.4f} {'meets' if ok else 'misses'} "
-                                  f"floor {floor}")
+                                  f"floor {floor}{_what_the_data_allows(floor_metric, challenger)}")
             if not ok:
                 verdict.reason = f"no champion yet and {verdict.checks[-1]}"
                 return verdict
@@ -103,6 +112,7 @@ def evaluate_version(model: str, version: str) -> dict:
     if card is None:
         raise PromotionError(f"{model} v{version}: its run {mv.run_id} has no back-test evidence")
     summary = card["summary"]
+    spec = spec.with_candidate(card["candidate"])  # what the back-test chose (candidate: best)
     champion_info = card.get("champion")
     champion_metrics = summary.get("champion") if champion_info else None
     verdict = decide(spec, {k: v["mean"] for k, v in summary[spec.candidate].items()},

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ml.modeling import metrics as m
 from ml.modeling.learners import build_pipeline, predict
-from ml.modeling.specs import Learner, ModelSpec
+from ml.modeling.specs import BEST, Learner, ModelSpec
 from ml.modeling.training_data import TrainingDataError, TrainingSet
 
 
@@ -113,14 +113,42 @@ def run_backtest(spec: ModelSpec, data: TrainingSet, learners: dict[str, Learner
 def gains_over(result: BacktestResult, spec: ModelSpec, model: str, baselines: list[str],
                n_boot: int | None = None) -> dict[str, dict]:
     """Paired bootstrap CI of ``model``'s gain in the primary metric over each baseline,
-    resampling within folds."""
+    resampling within folds, on the rows both predicted."""
     preds = result.predictions
     out = {}
     for baseline in baselines:
         if baseline not in preds or baseline == model:
             continue
+        both = preds[preds[model].notna() & preds[baseline].notna()]
         out[baseline] = m.bootstrap_gain_ci(
-            preds["y"].to_numpy(), preds[model].to_numpy(), preds[baseline].to_numpy(),
+            both["y"].to_numpy(), both[model].to_numpy(), both[baseline].to_numpy(),
             metric=spec.primary_metric, n_boot=n_boot or spec.backtest.bootstrap_samples,
-            groups=preds["fold"].to_numpy())
+            groups=both["fold"].to_numpy())
     return out
+
+
+# Simpler first: a tie on the back-test goes to the learner earlier in this list.
+SIMPLICITY = ("recency_rule", "group_mean", "bgnbd", "logistic_regression", "xgboost")
+
+
+def choose_candidate(result: BacktestResult, spec: ModelSpec) -> dict:
+    """The learner a ``candidate: best`` spec registers: the best mean primary metric over
+    the folds; a simpler learner within ``promotion.min_improvement`` of it is a tie and
+    wins. A spec naming its candidate keeps it. Returns the choice and the ranking."""
+    metric = spec.primary_metric
+    sign = 1.0 if m.GREATER_IS_BETTER[metric] else -1.0
+    means = {name: result.mean(name, metric) for name in spec.learners}
+    ranking = sorted(means, key=lambda name: -sign * means[name])
+    if spec.candidate != BEST:
+        return {"rule": "named in the spec", "winner": spec.candidate, "metric": metric,
+                "ranking": [{"learner": n, "mean": means[n]} for n in ranking]}
+    best = ranking[0]
+    tied = [n for n in ranking if sign * (means[best] - means[n]) <= spec.promotion.min_improvement]
+    kind_rank = {name: SIMPLICITY.index(spec.learners[name].kind) for name in spec.learners}
+    winner = min(tied, key=lambda n: (kind_rank[n], -sign * means[n]))
+    runner_up = next((n for n in ranking if n != winner), None)
+    return {"rule": (f"best mean {metric} over the folds; within {spec.promotion.min_improvement} "
+                     "counts as a tie and goes to the simpler learner"),
+            "winner": winner, "metric": metric, "runner_up": runner_up,
+            "margin": sign * (means[winner] - means[runner_up]) if runner_up else None,
+            "ranking": [{"learner": n, "mean": means[n]} for n in ranking]}

@@ -2,7 +2,8 @@
 
 Point values that scikit-learn computes come from scikit-learn (ROC AUC, average
 precision, log loss, Brier score, RMSE, MAE). Our own code is kept only where it has none:
-expected calibration error, top-decile lift and capture, the normalised Gini, the decile
+expected calibration error, top-decile lift and capture (and lift as a share of the
+attainable lift), the normalised Gini, the decile
 calibration table and PSI; and for the batched bootstrap below.
 
 Bootstrap kernels: plain numpy. Each metric is computed by one weighted kernel that takes a ``(b, n)`` matrix of
@@ -316,6 +317,21 @@ def _prepare_top_share(metric: str, y, p, share: float, *, lift: bool) -> _Prepa
     return _Prepared(ranked.y.size, _quiet(evaluate))
 
 
+def _prepare_attainable_lift_share(y, p, share: float = 0.1) -> _Prepared:
+    metric = "lift_share_of_max"
+    _check_share(metric, share)
+    ranked = _Ranked.of(*_binary(metric, y, p, needs="both"))
+
+    def evaluate(w: np.ndarray) -> np.ndarray:
+        in_top, positives, top, total = _top_share_kernel(ranked, w, share)
+        base_rate = positives / total
+        lift = (in_top / top) / base_rate
+        best = np.minimum(1.0, positives / top) / base_rate  # every top row a positive
+        return (lift - 1) / (best - 1)  # undefined (NaN) for a resample of one class
+
+    return _Prepared(ranked.y.size, _quiet(evaluate))
+
+
 def _prepare_rmse(y, yhat) -> _Prepared:
     y, yhat = _arrays("rmse", y=y, yhat=yhat)
     squared = (y - yhat) ** 2
@@ -410,6 +426,14 @@ def top_decile_capture(y, p, share: float = 0.1) -> float:
     return _prepare_top_share("top_decile_capture", y, p, share, lift=False).value()
 
 
+def lift_share_of_max(y, p, share: float = 0.1) -> float:
+    """Top-decile lift above random as a share of the most the base rate allows:
+    ``(lift - 1) / (max_lift - 1)`` with ``max_lift = min(1, positives / top) / base_rate``.
+    0 is random targeting, 1 a perfect ranking, whatever the base rate: at a churn base
+    rate of 0.82 the raw lift cannot exceed 1.22, so a floor on raw lift means nothing there."""
+    return _prepare_attainable_lift_share(y, p, share).value()
+
+
 BINARY_METRICS: dict[str, Callable[..., float]] = {
     "roc_auc": roc_auc,
     "pr_auc": pr_auc,
@@ -418,6 +442,7 @@ BINARY_METRICS: dict[str, Callable[..., float]] = {
     "ece": expected_calibration_error,
     "lift_top_decile": top_decile_lift,
     "capture_top_decile": top_decile_capture,
+    "lift_share_of_max": lift_share_of_max,
 }
 
 
@@ -501,6 +526,7 @@ GREATER_IS_BETTER: dict[str, bool] = {
     "ece": False,
     "lift_top_decile": True,
     "capture_top_decile": True,
+    "lift_share_of_max": True,
     "rmse": False,
     "mae": False,
     "normalized_gini": True,
@@ -516,6 +542,7 @@ _PREPARE: dict[str, Callable[..., _Prepared]] = {
     "lift_top_decile": lambda y, p: _prepare_top_share("top_decile_lift", y, p, 0.1, lift=True),
     "capture_top_decile":
         lambda y, p: _prepare_top_share("top_decile_capture", y, p, 0.1, lift=False),
+    "lift_share_of_max": _prepare_attainable_lift_share,
     "rmse": _prepare_rmse,
     "mae": _prepare_mae,
     "normalized_gini": _prepare_normalized_gini,

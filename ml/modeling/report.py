@@ -159,8 +159,15 @@ def model_card(spec: ModelSpec, card: dict, verdict: dict | None = None) -> str:
     gap_text = (f"Oracle {gap['metric']} {gap['oracle_value']:.4f}; best baseline "
                 f"({gap['best_baseline']}) {gap['best_baseline_value']:.4f}; model "
                 f"{gap['model_value']:.4f}: **{gap['share_closed']:.0%} of the gap closed**."
-                if gap else "No oracle (real data): the ceiling is unknown.")
+                if gap else f"No oracle: {card.get('oracle_note') or 'the ceiling is unknown'}.")
     top = ", ".join(card["top_features"][:10]) or "n/a"
+    selection = card.get("selection") or {}
+    if selection.get("runner_up"):
+        chosen = (f" Chosen by the back-test ({selection['rule']}): {spec.primary_metric} "
+                  f"{summary[spec.candidate][spec.primary_metric]['mean']:.4f}, "
+                  f"{selection['margin']:+.4f} over the runner-up `{selection['runner_up']}`.")
+    else:
+        chosen = ""
     verdict_text = (f"**{verdict['decision']}**: {verdict['reason']}" if verdict
                     else "pending: the promotion gate has not run yet")
     unavailable = ", ".join(card.get("unavailable", [])) or "none"
@@ -178,13 +185,14 @@ def model_card(spec: ModelSpec, card: dict, verdict: dict | None = None) -> str:
 Lineage: data `{card['lineage']['data_fingerprint']}`, git `{card['lineage']['git_sha'][:10]}`,
 dbt manifest `{card['lineage']['dbt_manifest_hash']}`, spec `{card['lineage']['spec_hash']}`.
 
-**Learner.** `{spec.candidate}` ({spec.learners[spec.candidate].kind}) on {len(card['features'])} features.
+**Learner.** `{spec.candidate}` ({spec.learners[spec.candidate].kind}) on {len(card['features'])} features.{chosen}
 Features unavailable in this data (source table absent): {unavailable}.
 
 ## Back-test ({card['folds']} out-of-time folds, mean ± std)
 {_metrics_markdown(summary, metrics)}
 
-Gain in {spec.primary_metric} over each baseline (paired bootstrap):
+Gain in {spec.primary_metric} over each baseline and the champion's recipe re-fitted on the
+same folds (paired bootstrap):
 {gains}
 
 {gap_text}
@@ -230,6 +238,8 @@ def log_training_run(spec: ModelSpec, data: TrainingSet, result: BacktestResult,
         "rows": len(data.frame), "sampled": data.sampled, "features": data.features,
         "unavailable": data.unavailable, "folds": int(result.predictions["fold"].nunique()),
         "top_features": list(importance.index[:20]), "champion": evidence["champion"],
+        "candidate": spec.candidate, "selection": evidence["selection"],
+        "horizon_days": spec.horizon_days, "oracle_note": evidence["oracle_note"],
     }
     markdown = model_card(spec, card)
     plots = _plots(spec, result, importance, tmp)

@@ -16,8 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 LearnerKind = Literal["xgboost", "logistic_regression", "recency_rule", "bgnbd", "group_mean"]
 BINARY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
-                  "capture_top_decile")
+                  "capture_top_decile", "lift_share_of_max")
 REGRESSION_METRICS = ("rmse", "mae", "normalized_gini", "calibration_error")
+
+
+# ``candidate: best``: every learner is back-tested and the best on the primary metric is
+# registered (ties go to the simpler learner: ml.modeling.backtest.choose_candidate).
+BEST = "best"
 
 
 class SpecError(ValueError):
@@ -63,8 +68,12 @@ class Promotion(_Strict):
 
 
 class Oracle(_Strict):
+    """The simulator's true probabilities (synthetic data only): ``relation`` holds
+    P(no completed order within h days) per customer and snapshot for a few horizons
+    (``ml.schema.ORACLE_HORIZONS``); the spec's own ``horizon_days`` picks the column."""
+
     relation: str
-    column: str
+    event: Literal["no_order", "order"]  # what the label is: churn = no_order
 
 
 class ModelSpec(_Strict):
@@ -77,6 +86,9 @@ class ModelSpec(_Strict):
     label_description: str
     population_description: str
     horizon_days: int = Field(ge=1, le=730)
+    # The dbt var the training set's label is built with: the features DAG sets it to
+    # horizon_days, so the spec is the one place the horizon is written.
+    horizon_var: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
     features: Features = Features()
     candidate: str
     learners: dict[str, Learner]
@@ -99,9 +111,9 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
-        if self.candidate not in self.learners:
-            raise ValueError(f"candidate {self.candidate!r} is not one of learners "
-                             f"{sorted(self.learners)}")
+        if self.candidate != BEST and self.candidate not in self.learners:
+            raise ValueError(f"candidate {self.candidate!r} is neither {BEST!r} nor one of "
+                             f"learners {sorted(self.learners)}")
         metrics = BINARY_METRICS if self.task == "binary" else REGRESSION_METRICS
         for field_name, names in (("primary_metric", [self.primary_metric]),
                                   ("guardrails", list(self.guardrails)),
@@ -115,6 +127,13 @@ class ModelSpec(_Strict):
     @property
     def baselines(self) -> list[str]:
         return [name for name in self.learners if name != self.candidate]
+
+    def with_candidate(self, name: str) -> ModelSpec:
+        """This spec with ``name`` (one of its learners) as the candidate: what a spec with
+        ``candidate: best`` becomes once the back-test has chosen."""
+        if name not in self.learners:
+            raise SpecError(f"model {self.name}: {name!r} is not one of {sorted(self.learners)}")
+        return self.model_copy(update={"candidate": name})
 
 
 def specs_dir() -> Path:

@@ -13,9 +13,15 @@ from pathlib import Path
 import pandas as pd
 
 from ml import registry
-from ml.modeling.backtest import BacktestResult, gains_over, run_backtest, task_metrics
+from ml.modeling.backtest import (
+    BacktestResult,
+    choose_candidate,
+    gains_over,
+    run_backtest,
+    task_metrics,
+)
 from ml.modeling.learners import build_pipeline
-from ml.modeling.specs import Learner, ModelSpec, get_spec
+from ml.modeling.specs import BEST, Learner, ModelSpec, get_spec
 from ml.modeling.training_data import (
     ModelNotApplicable,
     TrainingDataError,
@@ -23,7 +29,9 @@ from ml.modeling.training_data import (
     load_training_set,
     read_relation,
 )
+from ml.schema import ORACLE_HORIZONS, oracle_column
 from ml.settings import REPO_ROOT, get_settings
+from ml.warehouse import get_warehouse, split_name
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +53,17 @@ class StageTimer:
 
 
 def apply_overrides(spec: ModelSpec, learners: list[str] | None = None, folds: int | None = None,
-                    max_training_rows: int | None = None) -> ModelSpec:
+                    max_training_rows: int | None = None,
+                    horizon_days: int | None = None) -> ModelSpec:
     update: dict = {}
+    if horizon_days:
+        update["horizon_days"] = horizon_days
     if learners:
         unknown = sorted(set(learners) - set(spec.learners))
         if unknown:
             raise TrainingDataError(f"model {spec.name}: unknown learner(s) {unknown}; the spec "
                                     f"has {sorted(spec.learners)}")
-        keep = set(learners) | {spec.candidate}
+        keep = set(learners) | ({spec.candidate} - {BEST})
         update["learners"] = {k: v for k, v in spec.learners.items() if k in keep}
     if folds:
         update["backtest"] = spec.backtest.model_copy(update={"folds": folds})
@@ -81,20 +92,28 @@ def _add_reference(result: BacktestResult, spec: ModelSpec, name: str, other: Ba
     result.fold_metrics = pd.concat([result.fold_metrics, rows], ignore_index=True)
 
 
-def _add_oracle(result: BacktestResult, spec: ModelSpec) -> bool:
-    """Join the generator's true probabilities (synthetic data only) as a ceiling."""
+def _add_oracle(result: BacktestResult, spec: ModelSpec) -> str | None:
+    """Join the simulator's true probabilities for the spec's horizon (synthetic data only)
+    as a ceiling. Returns why there is no oracle, or None when it was added."""
     if spec.oracle is None:
-        return False
-    try:
-        oracle = read_relation(spec.oracle.relation,
-                               [spec.columns.id, "as_of_date", spec.oracle.column])
-    except TrainingDataError:
-        return False
-    oracle = oracle.rename(columns={"as_of_date": "as_of", spec.oracle.column: ORACLE})
+        return "the spec names no oracle"
+    column = oracle_column(spec.horizon_days)
+    schema, table = split_name(spec.oracle.relation)
+    available = get_warehouse().columns(schema, table)
+    if not available:
+        return f"no {spec.oracle.relation} (real data: the ceiling is unknown)"
+    if column not in available:
+        return (f"{spec.oracle.relation} covers horizons {list(ORACLE_HORIZONS)} days, not "
+                f"{spec.horizon_days}: no oracle for this horizon")
+    oracle = read_relation(spec.oracle.relation, [spec.columns.id, "as_of_date", column])
+    no_order = oracle.pop(column)
+    oracle[ORACLE] = no_order if spec.oracle.event == "no_order" else 1 - no_order
+    oracle = oracle.rename(columns={"as_of_date": "as_of"})
     oracle["as_of"] = pd.to_datetime(oracle["as_of"])
     preds = result.predictions.merge(oracle, on=[spec.columns.id, "as_of"], how="left")
-    if preds[ORACLE].isna().mean() > 0.01:
-        return False
+    missing = preds[ORACLE].isna().mean()
+    if missing > 0.01:
+        return f"{spec.oracle.relation} lacks {missing:.0%} of the back-test rows"
     result.predictions = preds
     rows = []
     for (fold, as_of), part in preds.groupby(["fold", "as_of"]):
@@ -106,7 +125,28 @@ def _add_oracle(result: BacktestResult, spec: ModelSpec) -> bool:
     result.fold_metrics = pd.concat(
         [result.fold_metrics, pd.DataFrame(rows, columns=result.fold_metrics.columns)],
         ignore_index=True)
-    return True
+    return None
+
+
+def check_label_window(spec: ModelSpec) -> None:
+    """The training set's labels were built with the spec's horizon: the features DAG sets
+    the spec's ``horizon_var`` from ``horizon_days`` and the build records it in
+    ``marts.snapshot_calendar``; a build with another value fails here, not silently."""
+    if spec.horizon_var is None:
+        return
+    calendar = "marts.snapshot_calendar"
+    schema, table = split_name(calendar)
+    if spec.horizon_var not in get_warehouse().columns(schema, table):
+        raise TrainingDataError(
+            f"model {spec.name}: {calendar} has no column {spec.horizon_var} (the spec's "
+            "horizon_var); run the features DAG, or add the var to snapshot_calendar.sql")
+    built = sorted(set(read_relation(calendar, [spec.horizon_var])[spec.horizon_var]))
+    if built != [spec.horizon_days]:
+        raise TrainingDataError(
+            f"model {spec.name}: the labels in {spec.training_set} were built with "
+            f"{spec.horizon_var}={built} but the spec's horizon_days is {spec.horizon_days}. "
+            "Re-run the features DAG (it passes each spec's horizon to dbt), or train with "
+            f"the same horizon override the features run used (horizon_days={built[0]}).")
 
 
 def _git_sha() -> str:
@@ -131,10 +171,16 @@ def _manifest_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def evaluate(spec: ModelSpec, data: TrainingSet, timer: StageTimer) -> tuple[BacktestResult, dict]:
-    """Back-test the spec's learners, the champion's recipe (if any) and the oracle."""
+def evaluate(spec: ModelSpec, data: TrainingSet,
+             timer: StageTimer) -> tuple[ModelSpec, BacktestResult, dict]:
+    """Back-test the spec's learners, choose the candidate (``candidate: best``), re-fit the
+    champion's recipe (if any) on the same folds and add the oracle; bootstrap the
+    candidate's gain over every baseline and over the champion. Returns the spec with its
+    candidate chosen."""
     with timer.stage("backtest"):
         result = run_backtest(spec, data, spec.learners)
+    selection = choose_candidate(result, spec)
+    spec = spec.with_candidate(selection["winner"])
     champion = registry.champion_recipe(spec.name)
     champion_info = None
     if champion is not None:
@@ -146,29 +192,35 @@ def evaluate(spec: ModelSpec, data: TrainingSet, timer: StageTimer) -> tuple[Bac
                                      restricted, {spec.candidate: recipe})
             _add_reference(result, spec, CHAMPION_RECIPE, other)
         champion_info = {"version": champion["version"], "comparable": restricted is not None}
-    has_oracle = _add_oracle(result, spec)
+    no_oracle = _add_oracle(result, spec)
     with timer.stage("bootstrap"):
-        gains = gains_over(result, spec, spec.candidate, spec.baselines)
-    return result, {"champion": champion_info, "oracle": has_oracle, "gains": gains}
+        gains = gains_over(result, spec, spec.candidate, [*spec.baselines, CHAMPION_RECIPE])
+    return spec, result, {"champion": champion_info, "oracle": no_oracle is None,
+                          "oracle_note": no_oracle, "gains": gains,
+                          "selection": selection}
 
 
 def train_model(name: str, learners: list[str] | None = None, folds: int | None = None,
-                max_training_rows: int | None = None, unavailable: list[str] | None = None) -> dict:
-    """The whole training job for one model. Returns a JSON-able summary (for XCom and the CLI)."""
+                max_training_rows: int | None = None, unavailable: list[str] | None = None,
+                horizon_days: int | None = None) -> dict:
+    """The whole training job for one model. Returns a JSON-able summary (for XCom and the
+    CLI). ``horizon_days`` overrides the spec's for this run (the features run must have
+    used the same: see ``check_label_window``)."""
     from ml.marts import raw_tables_present, unavailable_features
     from ml.modeling.report import log_training_run
 
     timer = StageTimer()
-    spec = apply_overrides(get_spec(name), learners, folds, max_training_rows)
+    spec = apply_overrides(get_spec(name), learners, folds, max_training_rows, horizon_days)
     missing = sorted(set(spec.requires) - raw_tables_present())
     if missing:
         raise ModelNotApplicable(f"model {spec.name} needs raw table(s) {missing}, which this "
                                  "data does not have; skipped (import them to train it)")
+    check_label_window(spec)
     if unavailable is None:
         unavailable = unavailable_features()
     with timer.stage("load"):
         data = load_training_set(spec, unavailable=unavailable)
-    result, evidence = evaluate(spec, data, timer)
+    spec, result, evidence = evaluate(spec, data, timer)
     with timer.stage("final_fit"):
         final = build_pipeline(spec.learners[spec.candidate], spec.task, data.numeric,
                                data.categorical, spec.horizon_days)

@@ -22,7 +22,8 @@ Every customer gets latent traits and then lives in continuous time (days since 
 All events lie in ``[start, end 23:59:59]`` and after the customer's signup. Because every
 purchase component is a Poisson process thinned by independent marks, the probability of
 no completed order in a window given the latent state has a closed form:
-``eval.oracle_labels`` holds it for every customer and month start, evaluation only.
+``eval.oracle_labels`` holds it for every customer and month start and each horizon in
+``ml.schema.ORACLE_HORIZONS``, evaluation only.
 """
 
 from __future__ import annotations
@@ -38,12 +39,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml.schema import ORACLE_COLUMNS, ORACLE_TABLE, RAW_TABLES, arrow_schema
+from ml.schema import (
+    ORACLE_COLUMNS,
+    ORACLE_HORIZONS,
+    ORACLE_TABLE,
+    RAW_TABLES,
+    arrow_schema,
+    oracle_column,
+)
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA
 from ml.warehouse import DuckDBWarehouse, get_warehouse
 
-CHURN_HORIZON_DAYS = 90
-PURCHASE_HORIZON_DAYS = 30
+ORACLE_DAYS = max(ORACLE_HORIZONS)  # the oracle's longest horizon, which it looks past the end
 
 # Customers are simulated in fixed-size chunks (bounded memory); the chunk size is part
 # of the random stream, so it is a constant, not a knob.
@@ -211,7 +218,7 @@ def _burst_delay_cdf(days: np.ndarray) -> np.ndarray:
 
 def _calendar(start: date, end: date) -> _Calendar:
     n_days = (end - start).days + 1
-    grid = n_days + 1 + CHURN_HORIZON_DAYS + 1  # the oracle looks past the end
+    grid = n_days + 1 + ORACLE_DAYS + 1  # the oracle looks past the end
     days = np.datetime64(start, "D") + np.arange(grid)
     epoch = days.astype(np.int64)
     weekday = (epoch + 3) % 7  # Monday = 0
@@ -266,8 +273,8 @@ def _calendar(start: date, end: date) -> _Calendar:
     # Expected bursts on day k of the horizon from touches on or after the as_of day,
     # per unit of touch rate x conversion: the realised touches before as_of are added
     # per customer.
-    horizon = np.arange(CHURN_HORIZON_DAYS)
-    future_bursts = np.zeros((as_of_days.size, len(TOUCH_CHANNELS), CHURN_HORIZON_DAYS))
+    horizon = np.arange(ORACLE_DAYS)
+    future_bursts = np.zeros((as_of_days.size, len(TOUCH_CHANNELS), ORACLE_DAYS))
     for lag, share in zip(lags, burst_delay_by_day, strict=True):
         touch_day = as_of_days[:, None] + horizon[None, :] - lag
         counted = horizon[None, :] >= lag
@@ -863,7 +870,7 @@ def _oracle_chunk(
     already made enter with their realised clicks.
     """
     n_as_of = cal.as_of_days.size
-    horizon = np.arange(CHURN_HORIZON_DAYS)
+    horizon = np.arange(ORACLE_DAYS)
     lags = np.arange(int(BURST_DELAY_DAYS) + 1)
     completed = c.completed_share
     expected_conversion = c.click_prob * c.click_conversion + (1 - c.click_prob) * c.view_conversion
@@ -897,7 +904,7 @@ def _oracle_chunk(
     )
     # Seeded with empty arrays: a window shorter than a month has no snapshot.
     customer, as_of = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    p_churn, p_purchase = [np.zeros(0)], [np.zeros(0)]
+    no_order = {h: [np.zeros(0)] for h in ORACLE_HORIZONS}
     for q, day in enumerate(cal.as_of_days):
         signed = np.flatnonzero(c.signup < day)
         is_active = c.dropout[signed] > day
@@ -930,17 +937,14 @@ def _oracle_chunk(
         survive_before = np.column_stack([np.ones(active.size), survive_through[:, :-1]])
         drop_first = survive_before * hazard / total * (1 - none_today)
 
-        no_churn_prob = np.ones(signed.size)
-        purchase_prob = np.zeros(signed.size)
-        no_churn_prob[is_active] = drop_first.sum(axis=1) + survive_through[:, -1]
-        purchase_prob[is_active] = 1 - (
-            drop_first[:, :PURCHASE_HORIZON_DAYS].sum(axis=1)
-            + survive_through[:, PURCHASE_HORIZON_DAYS - 1]
-        )
+        # No order in [0, h): dropout came first within h days, or neither happened.
+        dropped_by = np.cumsum(drop_first, axis=1)
+        for h in ORACLE_HORIZONS:
+            prob = np.ones(signed.size)  # a customer who already dropped out orders no more
+            prob[is_active] = dropped_by[:, h - 1] + survive_through[:, h - 1]
+            no_order[h].append(prob)
         customer.append(signed)
         as_of.append(np.full(signed.size, day))
-        p_churn.append(no_churn_prob)
-        p_purchase.append(purchase_prob)
 
     customer_rows = np.concatenate(customer)
     as_of_dates = np.datetime64(cal.start, "D") + np.concatenate(as_of)
@@ -949,8 +953,8 @@ def _oracle_chunk(
         {
             "customer_id": pc.take(customer_ids, pa.array(customer_rows)),
             "as_of_date": as_of_dates,
-            "p_churn": np.clip(np.concatenate(p_churn), 0.0, 1.0),
-            "p_purchase": np.clip(np.concatenate(p_purchase), 0.0, 1.0),
+            **{oracle_column(h): np.clip(np.concatenate(parts), 0.0, 1.0)
+               for h, parts in no_order.items()},
         },
         ORACLE_COLUMNS,
     )

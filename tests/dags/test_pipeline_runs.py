@@ -85,7 +85,25 @@ def test_manual_mode_promotes_on_approve_and_records_the_approver(features_run):
         ("promoted", "alice", str(champion.version))
 
 
-def test_auto_promotes_first_champion_with_lineage(features_run):
+@pytest.fixture(scope="module")
+def weak_churn_specs(tmp_path_factory):
+    """The shipped specs, but churn's candidate is a 3-tree, depth-1 XGBoost."""
+    import yaml
+
+    from ml.modeling.specs import spec_paths
+
+    folder = tmp_path_factory.mktemp("weak_specs")
+    for path in spec_paths():
+        raw = yaml.safe_load(path.read_text())
+        if raw["name"] == "churn":
+            raw["candidate"] = "xgboost"
+            raw["learners"]["xgboost"]["params"] = {"n_estimators": 3, "max_depth": 1}
+        (folder / path.name).write_text(yaml.safe_dump(raw))
+    return folder
+
+
+def test_auto_promotes_first_champion_with_lineage(features_run, weak_churn_specs, monkeypatch):
+    monkeypatch.setenv("MODEL_SPECS_DIR", str(weak_churn_specs))
     _train("churn")
     champion = registry.version_by_alias("churn", registry.CHAMPION)
     assert champion is not None
@@ -98,6 +116,26 @@ def test_auto_promotes_first_champion_with_lineage(features_run):
     assert {"xgboost", "logistic_regression", "recency_rule", "bgnbd", "oracle"} <= set(card["summary"])
 
 
+def test_a_better_challenger_replaces_a_weak_champion_in_auto_mode(features_run):
+    weak = registry.version_by_alias("churn", registry.CHAMPION)
+    _train("churn")  # the shipped spec: candidate chosen by the back-test
+    champion = registry.version_by_alias("churn", registry.CHAMPION)
+    assert int(champion.version) > int(weak.version)
+    last = read_ledger("churn").iloc[-1]
+    assert (last["decision"], last["mode"], last["from_version"], last["to_version"]) == \
+        ("promoted", "auto", str(weak.version), str(champion.version))
+    assert last["gain"] >= 0.002
+    assert 0 < last["ci_low"] <= last["gain"] <= last["ci_high"]
+    card = registry.run_json(champion.run_id, "backtest_summary.json")
+    assert card["champion"] == {"version": str(weak.version), "comparable": True}
+    assert card["gains"]["champion"]["low"] == last["ci_low"]
+    assert card["selection"]["winner"] == card["candidate"]
+    champion_gain = card["gains"]["champion"]
+    assert (f"vs **champion**: {champion_gain['gain']:+.4f} (95% CI {champion_gain['low']:+.4f}"
+            in champion.description)
+    assert "Chosen by the back-test" in champion.description
+
+
 def test_second_run_on_unchanged_data_registers_but_does_not_promote(features_run):
     before = registry.version_by_alias("churn", registry.CHAMPION).version
     _train("churn")
@@ -106,7 +144,11 @@ def test_second_run_on_unchanged_data_registers_but_does_not_promote(features_ru
     assert registry.version_by_alias("churn", registry.CHAMPION).version == before
     last = read_ledger("churn").iloc[-1]
     assert last["decision"] == "rejected"
-    assert "below the threshold" in last["reason"] or "not significant" in last["reason"]
+    # the same recipe re-fitted on the same folds: exactly no gain, and the reason says so
+    assert last["gain"] == pytest.approx(0.0, abs=1e-12)
+    assert last["ci_low"] == pytest.approx(0.0, abs=1e-12)
+    assert last["ci_high"] == pytest.approx(0.0, abs=1e-12)
+    assert "is below the threshold 0.002" in last["reason"]
     assert challenger.tags["gate_verdict"] == "reject"
 
 
@@ -242,3 +284,34 @@ def test_allocation_bad_input_leaves_targets_untouched(features_run):
     with connect(read_only=True) as con:
         after = con.execute("SELECT * FROM ml.campaign_targets ORDER BY customer_id").df()
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_the_spec_horizon_drives_labels_baselines_oracle_and_card(features_run):
+    """Last in this module: it rebuilds the marts with a 60-day churn horizon."""
+    from ml.modeling.train import train_model
+    from ml.modeling.training_data import TrainingDataError
+
+    run_dag("features", {"snapshot_cadence": "month", "churn_horizon_days": 60})
+    with connect(read_only=True) as con:
+        spans = con.execute("SELECT DISTINCT date_diff('day', as_of_date, label_matured_on) "
+                            "FROM marts.churn_training_set").fetchall()
+    assert spans == [(60,)]  # the labels mature 60 days after each snapshot
+    with pytest.raises(TrainingDataError, match=r"churn_horizon_days=\[60\] but the spec's "
+                                                r"horizon_days is 90"):
+        train_model("churn", folds=2)  # the spec's 90 days disagree with the build: refused
+
+    trained = train_model("churn", folds=2, horizon_days=60)
+    run = registry.client().get_run(trained["run_id"])
+    assert run.data.params["horizon_days"] == "60"  # the recency rule and BG/NBD use it too
+    card = registry.run_json(trained["run_id"], "backtest_summary.json")
+    assert card["horizon_days"] == 60 and card["oracle_note"] is None
+    assert "oracle" in card["summary"]  # the oracle's own 60-day column
+    version = registry.client().get_model_version("churn", trained["version"])
+    assert "(horizon 60 days; only matured labels)" in version.description
+
+    run_dag("features", {"snapshot_cadence": "month", "churn_horizon_days": 75})
+    card = registry.run_json(train_model("churn", folds=2, horizon_days=75)["run_id"],
+                             "backtest_summary.json")
+    assert "oracle" not in card["summary"]
+    assert card["oracle_note"] == ("eval.oracle_labels covers horizons [7, 14, 30, 60, 90] days, "
+                                   "not 75: no oracle for this horizon")

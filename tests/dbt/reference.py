@@ -66,6 +66,9 @@ def expected_calendar(
     calendar["propensity_label_matured"] = (
         calendar["as_of_date"] + propensity_horizon * DAY <= data_end
     )
+    calendar["churn_horizon_days"] = churn_horizon
+    calendar["propensity_horizon_days"] = propensity_horizon
+    calendar["click_attribution_days"] = 7
     return calendar
 
 

@@ -30,3 +30,15 @@ def test_the_source_lists_exactly_the_contract_tables():
 @pytest.mark.parametrize("table", list(RAW_TABLES))
 def test_staging_reads_exactly_the_contract_columns(table):
     assert _staging_columns(table) == list(RAW_TABLES[table])
+
+
+def test_dbt_horizon_defaults_equal_the_specs():
+    """The spec is the one place a horizon is set; dbt's var defaults (for a plain `dbt
+    build`) must agree, and the features DAG passes the spec's value either way."""
+    from ml.modeling.specs import load_specs
+
+    project = yaml.safe_load((STAGING.parents[1] / "dbt_project.yml").read_text())
+    horizons = {s.horizon_var: s.horizon_days for s in load_specs().values() if s.horizon_var}
+    assert set(horizons) == {"churn_horizon_days", "propensity_horizon_days",
+                             "click_attribution_days"}
+    assert {var: project["vars"][var] for var in horizons} == horizons

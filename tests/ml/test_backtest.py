@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -49,3 +50,44 @@ def test_latest_snapshots_become_folds():
     assert len(folds[0].train_rows) == 9
     # a fold with no matured history is left out
     assert plan_folds(as_of, as_of + pd.Timedelta(days=400), 3) == []
+
+
+def _result(means: dict[str, list[float]]):
+    from ml.modeling.backtest import BacktestResult
+
+    rows = [(fold, pd.Timestamp("2024-01-01") + pd.DateOffset(months=fold), learner, "roc_auc", v)
+            for learner, values in means.items() for fold, v in enumerate(values)]
+    return BacktestResult(pd.DataFrame(), pd.DataFrame(
+        rows, columns=["fold", "as_of", "learner", "metric", "value"]))
+
+
+def test_candidate_best_picks_the_best_and_breaks_ties_toward_the_simpler_learner():
+    from ml.modeling.backtest import choose_candidate
+    from ml.modeling.specs import get_spec
+
+    spec = get_spec("churn")  # candidate: best, min_improvement 0.002
+    clear = choose_candidate(_result({"xgboost": [0.86, 0.88], "logistic_regression": [0.84, 0.85],
+                                      "recency_rule": [0.78, 0.79], "bgnbd": [0.83, 0.83]}), spec)
+    assert clear["winner"] == "xgboost"
+    assert clear["runner_up"] == "logistic_regression"
+    assert clear["margin"] == pytest.approx(0.87 - 0.845)
+    # xgboost ahead by 0.001 only: a tie, and logistic regression is the simpler learner
+    tie = choose_candidate(_result({"xgboost": [0.851, 0.851], "logistic_regression": [0.85, 0.85],
+                                    "recency_rule": [0.70, 0.70], "bgnbd": [0.80, 0.80]}), spec)
+    assert tie["winner"] == "logistic_regression"
+    assert tie["margin"] == pytest.approx(-0.001)
+    # a baseline that beats XGBoost outright wins (small or unusual histories)
+    small = choose_candidate(_result({"xgboost": [0.70, 0.72], "logistic_regression": [0.74, 0.74],
+                                      "recency_rule": [0.70, 0.70], "bgnbd": [0.76, 0.78]}), spec)
+    assert small["winner"] == "bgnbd"
+
+
+def test_a_named_candidate_is_kept_whatever_the_back_test_says():
+    from ml.modeling.backtest import choose_candidate
+    from ml.modeling.specs import get_spec
+
+    spec = get_spec("churn").with_candidate("xgboost")
+    chosen = choose_candidate(_result({"xgboost": [0.70], "logistic_regression": [0.80],
+                                       "recency_rule": [0.60], "bgnbd": [0.65]}), spec)
+    assert chosen["winner"] == "xgboost"
+    assert chosen["rule"] == "named in the spec"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 
 import duckdb
 import numpy as np
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml.schema import ORACLE_COLUMNS, ORACLE_TABLE, RAW_TABLES
+from ml.schema import ORACLE_COLUMNS, ORACLE_HORIZONS, ORACLE_TABLE, RAW_TABLES, oracle_column
 from ml.sim.history import GenerationSummary, generate, generate_tables
 
 START, END = date(2023, 1, 1), date(2025, 12, 31)
@@ -243,28 +244,32 @@ def test_oracle_covers_signed_up_customers_at_month_starts(con):
 
 
 def test_oracle_probabilities_are_consistent(con):
-    low, high, impossible = con.execute(
-        "select least(min(p_churn), min(p_purchase)), greatest(max(p_churn), max(p_purchase)), "
-        # an order within 30 days is an order within 90 days
-        f"count(*) filter (where p_purchase > 1 - p_churn + 1e-9) from {ORACLE_TABLE}"
+    columns = [oracle_column(h) for h in ORACLE_HORIZONS]
+    low, high, rising = con.execute(
+        f"select least({', '.join(f'min({c})' for c in columns)}), "
+        f"greatest({', '.join(f'max({c})' for c in columns)}), "
+        # no order within a longer horizon implies none within a shorter one
+        "count(*) filter (where " + " or ".join(
+            f"{longer} > {shorter} + 1e-9" for shorter, longer in pairwise(columns))
+        + f") from {ORACLE_TABLE}"
     ).fetchone()
-    assert 0.0 <= low and high <= 1.0 and impossible == 0
+    assert 0.0 <= low and high <= 1.0 and rising == 0
     # Customers who dropped out: certain churn, no purchase, and indeed no order ever again.
-    dropped, not_zero, ordered_again = con.execute(
-        "select count(*), count(*) filter (where p_purchase > 0), "
+    dropped, not_certain, ordered_again = con.execute(
+        "select count(*), count(*) filter (where p_no_order_30d < 1), "
         "count(*) filter (where exists (select 1 from orders o where o.customer_id = "
         "l.customer_id and o.ordered_at >= l.as_of_date)) "
-        f"from {ORACLE_TABLE} l where p_churn = 1"
+        f"from {ORACLE_TABLE} l where p_no_order_90d = 1"
     ).fetchone()
     assert dropped > 0.1 * scalar(con, f"select count(*) from {ORACLE_TABLE}")
-    assert not_zero == 0 and ordered_again == 0
+    assert not_certain == 0 and ordered_again == 0
 
 
 def test_oracle_is_calibrated_and_beats_recency(con):
     frame = con.execute(
         "with snapshots as (select * from oracle_labels where as_of_date in "
         "(date '2024-07-01', date '2025-01-01', date '2025-07-01')) "
-        "select s.p_churn, s.p_purchase, "
+        "select s.p_no_order_90d as p_churn, 1 - s.p_no_order_30d as p_purchase, "
         "not exists (select 1 from orders o where o.customer_id = s.customer_id "
         "and o.status = 'completed' and o.ordered_at >= s.as_of_date "
         "and o.ordered_at < s.as_of_date + interval 90 day) as churned, "

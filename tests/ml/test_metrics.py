@@ -176,6 +176,22 @@ def test_lift_and_capture_hand_computed():
     assert m.top_decile_capture(y, p) == pytest.approx(1 / 3)
 
 
+def test_lift_share_of_max_is_comparable_across_base_rates():
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
+    p = np.linspace(0.9, 0.0, 10)
+    # top 20%: lift 0.5/0.3; the best possible puts 2 positives there: lift 1/0.3
+    assert m.lift_share_of_max(y, p, share=0.2) == pytest.approx((0.5 / 0.3 - 1) / (1 / 0.3 - 1))
+    assert m.lift_share_of_max(y, p) == pytest.approx(1.0)  # the top row is a positive
+    # a high base rate (8 of 10 positive): a perfect ranking has lift 1.25 and scores 1,
+    # the reversed ranking puts negatives on top and scores below 0
+    high = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0])
+    assert m.top_decile_lift(high, p, share=0.2) == pytest.approx(1.25)
+    assert m.lift_share_of_max(high, p, share=0.2) == pytest.approx(1.0)
+    assert m.lift_share_of_max(high, -p, share=0.2) == pytest.approx(-4.0)
+    with pytest.raises(ValueError, match="needs both classes"):
+        m.lift_share_of_max(np.ones(10), p)
+
+
 def test_top_share_cuts_ties_in_row_order():
     p = np.array([0.9, 0.5, 0.5, 0.5])
     assert m.top_decile_capture(np.array([0, 0, 1, 1]), p, share=0.5) == 0
@@ -363,7 +379,8 @@ def test_psi_grows_with_shift_and_counts_scores_outside_the_expected_range():
 
 def test_metric_registries():
     assert list(m.BINARY_METRICS) == ["roc_auc", "pr_auc", "log_loss", "brier", "ece",
-                                      "lift_top_decile", "capture_top_decile"]
+                                      "lift_top_decile", "capture_top_decile",
+                                      "lift_share_of_max"]
     assert list(m.REGRESSION_METRICS) == ["rmse", "mae", "normalized_gini", "calibration_error"]
     assert set(m.GREATER_IS_BETTER) == set(m.BINARY_METRICS) | set(m.REGRESSION_METRICS)
     assert set(specs.BINARY_METRICS) == set(m.BINARY_METRICS)

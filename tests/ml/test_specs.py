@@ -15,8 +15,11 @@ def test_shipped_specs_load():
     assert {"churn", "purchase_propensity"} <= set(specs)
     churn = specs["churn"]
     assert churn.task == "binary"
-    assert churn.candidate == "xgboost"
-    assert set(churn.baselines) == {"logistic_regression", "recency_rule", "bgnbd"}
+    assert churn.candidate == "best"  # chosen by the back-test
+    chosen = churn.with_candidate("xgboost")
+    assert set(chosen.baselines) == {"logistic_regression", "recency_rule", "bgnbd"}
+    with pytest.raises(SpecError, match="not one of"):
+        churn.with_candidate("lightgbm")
     assert churn.spec_hash and len(churn.spec_hash) == 16
 
 
@@ -41,7 +44,7 @@ def _write(tmp_path: Path, name: str, **changes) -> Path:
     [
         ({"task": "ranking"}, "task", "binary"),
         ({"primary_metric": "accuracy"}, "(spec)", "unknown metric"),
-        ({"candidate": "lightgbm"}, "(spec)", "not one of learners"),
+        ({"candidate": "lightgbm"}, "(spec)", "neither 'best' nor one of learners"),
         ({"backtest__folds": 0}, "backtest.folds", "greater than or equal to 1"),
         ({"learners__xgboost__kind": "catboost"}, "learners.xgboost.kind", "xgboost"),
         ({"horizon_days": None}, "horizon_days", "Field required"),

@@ -4,7 +4,7 @@
     Features: the click's channel and campaign plus the customer's point-in-time features at
     the start of the click's period (the snapshot on or before the click), so no feature
     sees an event at or after the click. -#}
-{%- set window_days = 7 -%}
+{%- set window_days = days_var('click_attribution_days') | int -%}
 
 with calendar as (
 
