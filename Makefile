@@ -28,7 +28,14 @@ $(EMULATOR_STAMP): requirements-bqemulator.txt | $(STAMP)
 	$(BIN)/python -c "from ml.ops import emulator; emulator.install()"
 	touch $@
 
-setup: $(STAMP) $(EMULATOR_STAMP) ## Create .venv (+ the BigQuery emulator's), install the pinned stack, compile the dbt manifest, init Airflow
+# Debian's Chromium for the browser tests (as root, or sudo without a password; otherwise a
+# message says what to install, and only the browser tests need it).
+BROWSER_STAMP := $(VENV)/.browser
+$(BROWSER_STAMP): scripts/install_browser.sh | $(STAMP)
+	@if bash scripts/install_browser.sh; then touch $@; else \
+		echo "make setup: Chromium not installed (the browser tests need it): run 'sudo make setup' or 'apt-get install chromium'" >&2; fi
+
+setup: $(STAMP) $(EMULATOR_STAMP) $(BROWSER_STAMP) ## Create .venv (+ the BigQuery emulator's), install the pinned stack and Chromium, compile the dbt manifest, init Airflow
 	$(BIN)/ml init
 
 lock: | $(BIN)/uv ## Re-resolve requirements.txt from requirements.in

@@ -104,7 +104,7 @@ def decide(spec: ModelSpec, challenger: dict[str, float], champion: dict[str, fl
 def evaluate_version(model: str, version: str) -> dict:
     """Run the gate on a registered version's back-test evidence; tag the version and put
     the verdict in its model card. Returns a JSON-able verdict with an evidence table."""
-    from ml.modeling.report import model_card
+    from ml.modeling.report import model_card, refresh_report
 
     spec = get_spec(model)
     mv = registry.client().get_model_version(model, str(version))
@@ -121,9 +121,9 @@ def evaluate_version(model: str, version: str) -> dict:
                      champion_comparable=not champion_info or champion_info["comparable"])
     registry.tag_version(model, version, {"gate_verdict": verdict.decision,
                                           "gate_reason": verdict.reason})
-    registry.describe_version(model, version,
-                              model_card(spec, card, {"decision": verdict.decision,
-                                                      "reason": verdict.reason}))
+    decided = {"decision": verdict.decision, "reason": verdict.reason}
+    registry.describe_version(model, version, model_card(spec, card, decided))
+    refresh_report(spec, card, decided, mv.run_id)
     rows = {name: summary[name] for name in (spec.candidate, "champion") if name in summary}
     table = "\n".join(
         [f"| metric | {' | '.join(rows)} |", "|---" * (len(rows) + 1) + "|"]

@@ -210,17 +210,65 @@ same folds (paired bootstrap):
 """
 
 
-def html_report(spec: ModelSpec, markdown: str, plots: list[Path]) -> str:
+def _headline(spec: ModelSpec, card: dict, verdict: dict | None) -> str:
+    """The report's first lines: the verdict, challenger vs champion, the gain and its CI."""
+    metric, summary = spec.primary_metric, card["summary"]
+    lines = [f"**Verdict: {verdict['decision']}**: {verdict['reason']}" if verdict
+             else "**Verdict: pending**: the promotion gate has not run yet."]
+    challenger = summary[spec.candidate][metric]["mean"]
+    champion, gain = card.get("champion"), card["gains"].get("champion")
+    if champion and "champion" in summary:
+        lines.append(f"Challenger `{spec.candidate}` {metric} {challenger:.4f} vs champion "
+                     f"v{champion['version']} {summary['champion'][metric]['mean']:.4f} on the "
+                     "same out-of-time folds.")
+    else:
+        lines.append(f"Challenger `{spec.candidate}` {metric} {challenger:.4f}; no champion to "
+                     "compare with yet.")
+    if gain:
+        lines.append(f"Gain over the champion {gain['gain']:+.4f} "
+                     f"(95% CI {gain['low']:+.4f} .. {gain['high']:+.4f}).")
+    return "\n\n".join(lines)
+
+
+def html_report(spec: ModelSpec, card: dict, markdown: str, plots: list[Path],
+                verdict: dict | None = None) -> str:
+    """The model card and its tables as HTML (markdown-it: raw HTML in the text is escaped),
+    a summary on top, the plots inline: one self-contained file."""
+    from markdown_it import MarkdownIt
+
+    render = MarkdownIt("commonmark", {"html": False}).enable("table").render
     images = "".join(
         f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
         f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.stem}</figcaption></figure>'
         for p in plots)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec.name)} "
             "back-test report</title><style>body{font-family:sans-serif;max-width:1100px;"
-            "margin:2em auto}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}"
+            "margin:2em auto;line-height:1.4}table{border-collapse:collapse;margin:1em 0}"
+            "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+            "th:first-child,td:first-child{text-align:left}.summary{background:#f3f6fa;"
+            "border-left:4px solid #3b6ea5;padding:.5em 1em}"
             "figure{display:inline-block;margin:.5em}img{max-width:500px}</style></head><body>"
             f"<h1>{html.escape(spec.name)}: back-test report</h1>"
-            f"<pre>{html.escape(markdown)}</pre>{images}</body></html>")
+            f"<div class='summary'>{render(_headline(spec, card, verdict))}</div>"
+            f"{render(markdown)}<h2>Plots</h2>{images}</body></html>")
+
+
+def refresh_report(spec: ModelSpec, card: dict, verdict: dict, run_id: str) -> None:
+    """Re-render the run's report and model card with the gate's verdict (the training run
+    wrote them before the gate ran)."""
+    import tempfile
+
+    mlflow = registry.configure()
+    markdown = model_card(spec, card, verdict)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="plots",
+                                                          dst_path=tmp))
+        (Path(tmp) / "report.html").write_text(
+            html_report(spec, card, markdown, sorted(folder.glob("*.png")), verdict))
+        (Path(tmp) / "model_card.md").write_text(markdown)
+        client = registry.client()
+        for name in ("report.html", "model_card.md"):
+            client.log_artifact(run_id, str(Path(tmp) / name), artifact_path="report")
 
 
 def log_training_run(spec: ModelSpec, data: TrainingSet, result: BacktestResult, evidence: dict,
@@ -243,7 +291,7 @@ def log_training_run(spec: ModelSpec, data: TrainingSet, result: BacktestResult,
     }
     markdown = model_card(spec, card)
     plots = _plots(spec, result, importance, tmp)
-    (tmp / "report.html").write_text(html_report(spec, markdown, plots))
+    (tmp / "report.html").write_text(html_report(spec, card, markdown, plots))
     (tmp / "model_card.md").write_text(markdown)
     (tmp / "backtest_summary.json").write_text(json.dumps(card, default=str, indent=1))
     (tmp / "recipe.json").write_text(json.dumps({

@@ -134,6 +134,10 @@ def test_a_better_challenger_replaces_a_weak_champion_in_auto_mode(features_run)
     assert (f"vs **champion**: {champion_gain['gain']:+.4f} (95% CI {champion_gain['low']:+.4f}"
             in champion.description)
     assert "Chosen by the back-test" in champion.description
+    import mlflow
+
+    report = mlflow.artifacts.load_text(f"runs:/{champion.run_id}/report/report.html")
+    assert "<strong>Verdict: promote</strong>" in report  # re-rendered once the gate decided
 
 
 def test_second_run_on_unchanged_data_registers_but_does_not_promote(features_run):

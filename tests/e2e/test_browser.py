@@ -6,8 +6,6 @@ model and the HTML back-test report. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,6 @@ CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
-INSTALL_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "install_browser.sh"
 TIMEOUT_MS = 60_000  # pages are slow while the scheduler works on 2 cores
 
 
@@ -30,12 +27,12 @@ def _chromium() -> str | None:
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    if _chromium() is None:
-        if shutil.which("apt-get") is None:
-            pytest.skip("Chromium is not installed and apt-get is unavailable to install it "
-                        "(install the Debian/Ubuntu 'chromium' package)")
-        subprocess.run(["bash", str(INSTALL_SCRIPT)], check=True, timeout=1200)
-    return _chromium()
+    """`make setup` installs Debian's Chromium (scripts/install_browser.sh); tests install
+    nothing themselves."""
+    path = _chromium()
+    assert path, ("Chromium is not installed: run `make setup` as root (or `sudo make setup`), "
+                  "or install the Debian package 'chromium'")
+    return path
 
 
 @pytest.fixture(scope="module")
