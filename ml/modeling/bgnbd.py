@@ -77,30 +77,6 @@ def _horizon(t) -> np.ndarray:
     return t
 
 
-def rfm_summary(purchase_times: pd.DataFrame, customer_col: str, time_col: str,
-                observation_end, time_unit_days: float = 7.0) -> pd.DataFrame:
-    """Per customer (index `customer_col`): x, t_x and T in units of `time_unit_days`.
-
-    Uses only purchases strictly before `observation_end`; several purchases on one calendar
-    day count as one, so x = distinct purchase days - 1. T runs from the first purchase day to
-    `observation_end`.
-    """
-    if time_unit_days <= 0:
-        raise ValueError("time_unit_days must be positive")
-    end = pd.Timestamp(observation_end)
-    times = pd.to_datetime(purchase_times[time_col])
-    before = times < end
-    days = pd.DataFrame({customer_col: purchase_times.loc[before, customer_col],
-                         "day": times[before].dt.normalize()})
-    per_customer = days.groupby(customer_col)["day"].agg(["min", "max", "nunique"])
-    unit = pd.Timedelta(days=time_unit_days)
-    return pd.DataFrame({
-        "x": (per_customer["nunique"] - 1).astype(float),
-        "t_x": (per_customer["max"] - per_customer["min"]) / unit,
-        "T": (end - per_customer["min"]) / unit,
-    }, index=per_customer.index)
-
-
 def _log_likelihood_branches(params: BGNBDParams, x, t_x, T):
     """log P(data, alive at T) and log P(data, dropped out after the last repeat purchase)."""
     r, alpha, a, b = astuple(params)
@@ -112,12 +88,6 @@ def _log_likelihood_branches(params: BGNBDParams, x, t_x, T):
         common + betaln(a + 1, b + np.maximum(x, 1) - 1) - (r + x) * np.log(alpha + t_x),
         -np.inf)
     return log_alive, log_dropped
-
-
-def log_likelihood(params: BGNBDParams, x, t_x, T) -> np.ndarray:
-    """Per-customer log-likelihood of (x, t_x, T)."""
-    x, t_x, T = _customer_arrays(x, t_x, T)
-    return np.logaddexp(*_log_likelihood_branches(params, x, t_x, T))
 
 
 def _negative_mean_log_likelihood(log_params, x, t_x, T, weights):

@@ -25,11 +25,15 @@ from ml.modeling.bgnbd import (
     BGNBDParams,
     expected_purchases,
     fit,
-    log_likelihood,
     probability_alive,
     probability_purchase,
-    rfm_summary,
 )
+
+
+def log_likelihood(params: BGNBDParams, x, t_x, T) -> np.ndarray:
+    """Per-customer log-likelihood: the sum of the two branches the fit maximises."""
+    return np.logaddexp(*bgnbd._log_likelihood_branches(params, *bgnbd._customer_arrays(x, t_x, T)))
+
 
 # Fader, Hardie & Lee (2005)'s estimates on the CDNOW data, in weeks.
 CDNOW = BGNBDParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
@@ -251,28 +255,6 @@ def test_predictions_are_consistent_probabilities(params, x, recency, T, t):
     assert expected >= purchase * (1 - 1e-6)
     assert probability_purchase(params, 2 * t, x, t_x, T) >= purchase
     assert expected_purchases(params, 2 * t, x, t_x, T) >= expected * (1 - 1e-6)
-
-
-# --- data preparation ------------------------------------------------------------------------
-
-def test_rfm_summary_counts_purchase_days_strictly_before_the_end():
-    orders = pd.DataFrame({
-        "customer": ["a", "a", "a", "a", "a", "b", "c"],
-        "ordered_at": pd.to_datetime([
-            "2024-01-01 09:00", "2024-01-01 18:00",  # one purchase day
-            "2024-01-08 12:00", "2024-01-15 10:00",
-            "2024-01-29 00:00",  # at the end: not before it
-            "2024-01-22 08:00", "2024-02-03 08:00"]),  # b once; c only after the end
-    })
-
-    weeks = rfm_summary(orders, "customer", "ordered_at", "2024-01-29")
-    days = rfm_summary(orders, "customer", "ordered_at", "2024-01-29", time_unit_days=1)
-
-    assert list(weeks.index) == ["a", "b"]
-    assert weeks.loc["a"].tolist() == [2.0, 2.0, 4.0]
-    assert weeks.loc["b"].tolist() == [0.0, 0.0, 1.0]
-    assert days.loc["a"].tolist() == [2.0, 14.0, 28.0]
-    assert np.all(np.isfinite(log_likelihood(CDNOW, weeks["x"], weeks["t_x"], weeks["T"])))
 
 
 # --- the scikit-learn wrapper ----------------------------------------------------------------
