@@ -69,6 +69,20 @@ ORACLE_COLUMNS: dict[str, str] = {
 }
 
 
+# The true item choice of the synthetic world (ml.sim.items): per snapshot, each active
+# customer's most likely products and P(buys it in the next ITEM_ORACLE_HORIZON_DAYS days).
+ITEM_ORACLE_TABLE = "item_oracle"
+ITEM_ORACLE_HORIZON_DAYS = 30
+ITEM_ORACLE_SNAPSHOTS = 4  # the last matured month starts of the window
+ITEM_ORACLE_TOP = 20  # enough for the oracle's recall at k <= 20
+ITEM_ORACLE_COLUMNS: dict[str, str] = {
+    "customer_id": "VARCHAR",
+    "as_of_date": "DATE",
+    "product_id": "VARCHAR",
+    "p_buy": "DOUBLE",
+}
+
+
 def arrow_schema(columns: dict[str, str]):
     """The pyarrow schema of a ``{column: DuckDB type}`` contract (the one type map)."""
     import pyarrow as pa

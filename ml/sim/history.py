@@ -18,6 +18,9 @@ Every customer gets latent traits and then lives in continuous time (days since 
 * **Orders** get a value around the customer's lognormal basket, discounts (more after
   CRM clicks, at signup and in the holidays), a status drawn from the customer's return
   and cancel propensities, and 1-5 lines whose price x quantity sums to revenue + discount.
+  Each line's category follows the customer's category taste; its product comes from
+  ``ml.sim.items`` (latent taste factors, launches and retirements, popularity drift,
+  staples, exploration), which also writes the evaluation-only ``eval.item_oracle``.
 
 All events lie in ``[start, end 23:59:59]`` and after the customer's signup. Because every
 purchase component is a Poisson process thinned by independent marks, the probability of
@@ -40,6 +43,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.schema import (
+    ITEM_ORACLE_COLUMNS,
+    ITEM_ORACLE_HORIZON_DAYS,
+    ITEM_ORACLE_SNAPSHOTS,
+    ITEM_ORACLE_TABLE,
     ORACLE_COLUMNS,
     ORACLE_HORIZONS,
     ORACLE_TABLE,
@@ -48,6 +55,8 @@ from ml.schema import (
     oracle_column,
 )
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA
+from ml.sim import items
+from ml.sim.items import PRODUCTS_PER_CATEGORY
 from ml.warehouse import DuckDBWarehouse, get_warehouse
 
 ORACLE_DAYS = max(ORACLE_HORIZONS)  # the oracle's longest horizon, which it looks past the end
@@ -121,7 +130,6 @@ CATEGORIES = ("Electronics", "Home", "Fashion", "Beauty", "Sports", "Toys", "Boo
 CATEGORY_POPULARITY = (0.1, 0.16, 0.2, 0.12, 0.1, 0.08, 0.1, 0.14)
 CATEGORY_MEDIAN_PRICE = (120.0, 40.0, 35.0, 22.0, 45.0, 28.0, 14.0, 8.0)
 CATEGORY_EXTRA_QUANTITY = (0.05, 0.2, 0.25, 0.4, 0.15, 0.25, 0.2, 1.0)  # Poisson mean
-PRODUCTS_PER_CATEGORY = 400
 TASTE_CONCENTRATION = 4.0  # Dirichlet total: low = customers stick to few categories
 DISCOUNT_RATES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 DISCOUNT_RATE_SHARES = (0.25, 0.3, 0.2, 0.12, 0.08, 0.05)
@@ -587,6 +595,8 @@ def _order_tables(
     cal: _Calendar,
     orders: _Orders,
     catalogue: np.ndarray,
+    world: items.ItemWorld,
+    shoppers: items.Shoppers,
     customer_ids: pa.Array,
     first_id: int,
 ) -> tuple[pa.Table, pa.Table]:
@@ -611,23 +621,23 @@ def _order_tables(
         0.0,
     )
 
-    # 1-5 lines share the target value; each line takes a catalogue product priced near
-    # its share, so revenue + discount is exactly the sum of price x quantity.
+    # 1-5 lines, more for larger target values; each line's product follows the item world
+    # (at the customer's price level), so revenue + discount is exactly sum price x quantity.
     lines_per_order = 1 + np.minimum(rng.poisson(0.7 * np.sqrt(target_value / MEDIAN_BASKET)), 4)
     line_order = np.repeat(np.arange(n_orders), lines_per_order)
     first_line = np.cumsum(lines_per_order) - lines_per_order
     line_number = np.arange(line_order.size) - first_line[line_order] + 1
-    category = _choose_rows(rng, c.taste[owner[line_order]])
-    weight = rng.gamma(2.0, 1.0, line_order.size)
-    share = weight / np.bincount(line_order, weight, minlength=n_orders)[line_order]
+    line_customer = owner[line_order]
+    item = items.choose_products(
+        rng.spawn(1)[0],
+        world,
+        shoppers,
+        line_customer,
+        cal.month_index[np.floor(orders.t[line_order]).astype(np.int64)],
+        _choose_rows(rng, c.taste[line_customer]),
+    )
+    category, product = np.divmod(item, PRODUCTS_PER_CATEGORY)
     quantity = 1 + np.minimum(rng.poisson(np.take(CATEGORY_EXTRA_QUANTITY, category)), 5)
-    target_price = target_value[line_order] * share / quantity
-    # Categories as blocks of ascending log prices, searched in one pass.
-    keys = np.arange(len(CATEGORIES))[:, None] * 100.0 + np.log(catalogue)
-    product = np.searchsorted(keys.ravel(), category * 100.0 + np.log(target_price))
-    product = product - category * PRODUCTS_PER_CATEGORY
-    product = product + np.round(rng.normal(0.0, 6.0, line_order.size)).astype(np.int64)
-    product = np.clip(product, 0, PRODUCTS_PER_CATEGORY - 1)
     price = catalogue[category, product]
     list_value = np.bincount(line_order, price * quantity, minlength=n_orders)
     discount = np.round(list_value * discount_rate, 2)
@@ -808,14 +818,23 @@ def _simulate_chunk(
     first_customer: int,
     cal: _Calendar,
     catalogue: np.ndarray,
+    world: items.ItemWorld,
     campaigns: list[str],
     ids: _IdCounters,
 ) -> dict[str, pa.Table]:
     customer_ids = _ids("C", first_customer + np.arange(c.size), 7)
+    # Spawned streams leave this chunk's own stream (and so the other tables) as it was.
+    shoppers = items.draw_shoppers(
+        rng.spawn(1)[0],
+        world,
+        c.taste,
+        c.basket / MEDIAN_BASKET,
+        cal.month_index[np.floor(np.maximum(c.signup, 0.0)).astype(np.int64)],
+    )
     touches = _simulate_touches(rng, c, cal)
     orders = _simulate_orders(rng, c, cal, touches)
     orders_table, items_table = _order_tables(
-        rng, c, cal, orders, catalogue, customer_ids, ids.orders
+        rng, c, cal, orders, catalogue, world, shoppers, customer_ids, ids.orders
     )
     tables = {
         "customers": _table(
@@ -833,6 +852,7 @@ def _simulate_chunk(
         "sessions": _session_table(rng, c, cal, orders, touches, customer_ids, ids.sessions),
         "marketing_touches": _touch_table(rng, cal, touches, campaigns, customer_ids, ids.touches),
         "oracle": _oracle_chunk(c, customer_ids, cal, touches),
+        "item_oracle": _item_oracle_chunk(c, customer_ids, cal, world, shoppers),
     }
     ids.orders += tables["orders"].num_rows
     ids.sessions += tables["sessions"].num_rows
@@ -960,6 +980,38 @@ def _oracle_chunk(
     )
 
 
+def _item_oracle_chunk(
+    c: _Customers,
+    customer_ids: pa.Array,
+    cal: _Calendar,
+    world: items.ItemWorld,
+    shoppers: items.Shoppers,
+) -> pa.Table:
+    matured = cal.as_of_days[cal.as_of_days + ITEM_ORACLE_HORIZON_DAYS <= cal.n_days]
+    snapshots = matured[-ITEM_ORACLE_SNAPSHOTS:]
+    customer, day, item, p_buy = items.oracle(
+        world,
+        shoppers,
+        c.taste,
+        items.expected_lines_per_day(c.purchase_rate, c.completed_share),
+        c.signup,
+        c.dropout,
+        snapshots,
+        cal.month_index[snapshots],
+    )
+    category, product = np.divmod(item, PRODUCTS_PER_CATEGORY)
+    return _table(
+        ITEM_ORACLE_TABLE,
+        {
+            "customer_id": pc.take(customer_ids, pa.array(customer)),
+            "as_of_date": np.datetime64(cal.start, "D") + day,
+            "product_id": _ids("P", (category + 1) * 10_000 + product, 6),
+            "p_buy": p_buy,
+        },
+        ITEM_ORACLE_COLUMNS,
+    )
+
+
 # --- entry points ------------------------------------------------------------------------
 
 
@@ -972,7 +1024,7 @@ def generate_tables(
     customers: int, seed: int, start: date, end: date, progress: bool = False
 ) -> dict[str, pa.Table]:
     """The synthetic history as arrow tables keyed "schema.table": the five raw tables and
-    eval.oracle_labels. Same arguments, same tables."""
+    eval.oracle_labels and eval.item_oracle. Same arguments, same tables."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
     if end <= start:
@@ -984,19 +1036,22 @@ def generate_tables(
     campaigns = _campaign_names(cal)
     chunks = list(_chunks(customers))
     chunk_rngs = rng.spawn(len(chunks))
+    world = items.draw_world(rng.spawn(1)[0], catalogue, int(cal.month_index[cal.n_days]) + 1)
     ids = _IdCounters()
     parts: dict[str, list[pa.Table]] = {}
     with _progress_bar(progress) as bar:
         task = bar.add_task("simulating customers", total=customers)
         for rows, chunk_rng in zip(chunks, chunk_rngs, strict=True):
             tables = _simulate_chunk(
-                chunk_rng, population.take(rows), rows.start, cal, catalogue, campaigns, ids
+                chunk_rng, population.take(rows), rows.start, cal, catalogue, world, campaigns,
+                ids,
             )
             for name, table in tables.items():
                 parts.setdefault(name, []).append(table)
             bar.advance(task, rows.stop - rows.start)
     result = {f"{RAW_SCHEMA}.{name}": pa.concat_tables(parts[name]) for name in RAW_TABLES}
     result[f"{EVAL_SCHEMA}.{ORACLE_TABLE}"] = pa.concat_tables(parts["oracle"])
+    result[f"{EVAL_SCHEMA}.{ITEM_ORACLE_TABLE}"] = pa.concat_tables(parts["item_oracle"])
     return result
 
 

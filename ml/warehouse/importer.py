@@ -103,7 +103,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from ml.schema import ORACLE_TABLE, RAW_TABLES, REQUIRED_TABLES
+from ml.schema import ITEM_ORACLE_TABLE, ORACLE_TABLE, RAW_TABLES, REQUIRED_TABLES
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA, get_settings
 from ml.warehouse import DuckDBWarehouse, Warehouse, connect, get_warehouse, qualified
 
@@ -868,9 +868,10 @@ def _write_all(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> list[st
                 if _exists(con, RAW_SCHEMA, name):
                     con.execute(f"DROP TABLE {qualified(RAW_SCHEMA, name)}")
                     dropped.append(f"{RAW_SCHEMA}.{name}")
-        if _exists(con, EVAL_SCHEMA, ORACLE_TABLE):
-            con.execute(f"DROP TABLE {qualified(EVAL_SCHEMA, ORACLE_TABLE)}")
-            dropped.append(f"{EVAL_SCHEMA}.{ORACLE_TABLE}")
+        for oracle in (ORACLE_TABLE, ITEM_ORACLE_TABLE):
+            if _exists(con, EVAL_SCHEMA, oracle):
+                con.execute(f"DROP TABLE {qualified(EVAL_SCHEMA, oracle)}")
+                dropped.append(f"{EVAL_SCHEMA}.{oracle}")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -891,7 +892,8 @@ def _publish(con: duckdb.DuckDBPyConnection, staged: list[_Staged], target: Ware
         con.execute(f"COPY {qualified(RAW_SCHEMA, name)} TO {_str(str(path))} (FORMAT parquet)")
         files[f"{RAW_SCHEMA}.{name}"] = [path]
     stale = [(RAW_SCHEMA, name) for table in RAW_TABLES for name in (table, table + EXTRA_SUFFIX)
-             if f"{RAW_SCHEMA}.{name}" not in files] + [(EVAL_SCHEMA, ORACLE_TABLE)]
+             if f"{RAW_SCHEMA}.{name}" not in files] + [(EVAL_SCHEMA, ORACLE_TABLE),
+                                                       (EVAL_SCHEMA, ITEM_ORACLE_TABLE)]
     dropped = [f"{schema}.{name}" for schema, name in stale if target.table_exists(schema, name)]
     target.replace_tables(files, drop=dropped)
     return dropped

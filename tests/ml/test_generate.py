@@ -11,11 +11,20 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml.schema import ORACLE_COLUMNS, ORACLE_HORIZONS, ORACLE_TABLE, RAW_TABLES, oracle_column
+from ml.schema import (
+    ITEM_ORACLE_COLUMNS,
+    ITEM_ORACLE_TABLE,
+    ORACLE_COLUMNS,
+    ORACLE_HORIZONS,
+    ORACLE_TABLE,
+    RAW_TABLES,
+    oracle_column,
+)
 from ml.sim.history import GenerationSummary, generate, generate_tables
 
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 ORACLE = f"eval.{ORACLE_TABLE}"
+ITEM_ORACLE = f"eval.{ITEM_ORACLE_TABLE}"
 ARROW_TYPES = {
     "VARCHAR": pa.string(),
     "TIMESTAMP": pa.timestamp("us"),
@@ -55,7 +64,7 @@ def test_same_seed_same_tables_other_seed_other_tables():
 
 
 def test_tables_match_the_contract_exactly(tables):
-    assert set(tables) == {f"raw.{name}" for name in RAW_TABLES} | {ORACLE}
+    assert set(tables) == {f"raw.{name}" for name in RAW_TABLES} | {ORACLE, ITEM_ORACLE}
     for name, columns in RAW_TABLES.items():
         schema = tables[f"raw.{name}"].schema
         assert schema.names == list(columns), name
@@ -63,6 +72,9 @@ def test_tables_match_the_contract_exactly(tables):
     oracle = tables[ORACLE].schema
     assert oracle.names == list(ORACLE_COLUMNS)
     assert oracle.types == [ARROW_TYPES[kind] for kind in ORACLE_COLUMNS.values()]
+    item_oracle = tables[ITEM_ORACLE].schema
+    assert item_oracle.names == list(ITEM_ORACLE_COLUMNS)
+    assert item_oracle.types == [ARROW_TYPES[kind] for kind in ITEM_ORACLE_COLUMNS.values()]
 
 
 def test_ids_are_unique_and_shaped(con):
@@ -305,7 +317,8 @@ def test_generate_writes_every_table_to_the_warehouse(tmp_path):
     )
     assert isinstance(summary, GenerationSummary)
     assert summary.seconds > 0 and summary.peak_rss_mb > 0
-    assert set(summary.row_counts) == {f"raw.{name}" for name in RAW_TABLES} | {ORACLE}
+    assert set(summary.row_counts) == {f"raw.{name}" for name in RAW_TABLES} | {
+        ORACLE, ITEM_ORACLE}
     assert summary.row_counts["raw.customers"] == 200
     with duckdb.connect(str(path), read_only=True) as con:
         for name, rows in summary.row_counts.items():
@@ -313,6 +326,7 @@ def test_generate_writes_every_table_to_the_warehouse(tmp_path):
         for schema, table, columns in [
             *(("raw", name, columns) for name, columns in RAW_TABLES.items()),
             ("eval", ORACLE_TABLE, ORACLE_COLUMNS),
+            ("eval", ITEM_ORACLE_TABLE, ITEM_ORACLE_COLUMNS),
         ]:
             described = con.execute(
                 "select column_name, data_type from information_schema.columns "
