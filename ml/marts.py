@@ -18,6 +18,9 @@ MART_KEYS: dict[str, list[str]] = {
     "purchase_propensity_training_set": ["customer_id", "as_of_date"],
     "revenue_per_click_training_set": ["touch_id"],
     "revenue_per_click_scoring_population": ["customer_id", "as_of_date", "channel"],
+    "recommendation_catalogue": ["as_of_date", "product_id"],
+    "recommendation_interactions": ["as_of_date", "customer_id", "product_id"],
+    "recommendation_labels": ["as_of_date", "customer_id", "product_id"],
 }
 MARTS = tuple(MART_KEYS)
 
