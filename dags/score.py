@@ -36,6 +36,11 @@ customer, as-of date, model, version, score, decile, scored at. Re-running an as
 replaces it; a run that fails before `publish` leaves the previous scores in place.
 Compares the score distribution with the champion's back-test (PSI; warning above 0.2).
 
+Before any shard runs, `check_feature_skew` compares each champion feature between its
+training set and the scoring population (null share, distinct values, PSI): a feature
+that varies in training but is absent or constant at scoring fails the run, naming it
+(nothing is scored for any model of the run); PSI above 0.25 is a warning in the log.
+
 Runs when a model gets a new champion (only that model is scored) and daily at 06:00 UTC
 (all models with a champion).
 
@@ -87,7 +92,19 @@ def score():
                 raise AirflowSkipException(str(exc)) from exc  # nothing to score yet
             raise
 
-    @task(map_index_template="{{ task.op_kwargs['job']['model'] }} shard {{ task.op_kwargs['job']['shard'] }}")
+    @task
+    def check_feature_skew(jobs: list[dict]) -> list[dict]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from ml.decisions.scoring import FeatureSkewError, check_skew_for_jobs
+
+        try:
+            return check_skew_for_jobs(jobs)
+        except FeatureSkewError as exc:
+            raise AirflowFailException(str(exc)) from exc  # the same data fails a retry too
+
+    @task(map_index_template="{{ task.op_kwargs['job']['model'] }} shard "
+                             "{{ task.op_kwargs['job']['shard'] }}")
     def score_shard(job: dict) -> dict:
         from ml.decisions.scoring import score_shard as run_shard
 
@@ -99,7 +116,10 @@ def score():
 
         return publish_all(list(results))
 
-    publish(score_shard.expand(job=plan()))
+    jobs = plan()
+    shards = score_shard.expand(job=jobs)
+    check_feature_skew(jobs) >> shards
+    publish(shards)
 
 
 score()

@@ -5,11 +5,17 @@ with the champion's whole pipeline and write Parquet files; ``publish`` then rep
 (model, as_of) slice of ``ml.scores`` in one transaction, computing deciles over the
 whole population. A run killed before publish leaves the previous scores untouched; a
 re-run replaces the slice, never duplicates it.
+
+Before any shard runs, ``check_feature_skew`` compares each of the champion's features
+between its training set and the scoring population (null share, distinct values, PSI)
+and stops the run when a feature that varies in training is absent or constant at
+scoring: the model would score everyone as if that feature were unknown.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -37,6 +43,10 @@ log = logging.getLogger(__name__)
 
 SCORES_TABLE = "scores"
 PSI_WARNING = 0.2
+FEATURE_PSI_WARNING = 0.25
+PSI_BINS = 10
+PSI_SHARE_FLOOR = 1e-4  # as in ml.modeling.metrics.population_stability_index
+QUANTILE_SAMPLE_ROWS = 200_000  # training rows read to place a numeric feature's PSI bins
 BATCH_ROWS = 250_000
 # Shard files: no dictionary for the (unique) customer ids; default (snappy) compression,
 # which every publish target (DuckDB, BigQuery load jobs) reads.
@@ -53,6 +63,10 @@ SCORES_SQL = (
 
 class ScoringError(RuntimeError):
     """Scoring cannot run; previous scores are untouched."""
+
+
+class FeatureSkewError(ScoringError):
+    """A feature the champion learned from is absent or constant in the scoring population."""
 
 
 def champion_of(model: str):
@@ -91,15 +105,21 @@ def _input_columns(model_uri: str) -> tuple[list[str], list[str]]:
     return numeric, [c.name for c in inputs if c.name not in numeric]
 
 
+def _population_filter(wh: Warehouse, spec: ModelSpec) -> str:
+    """The scoring population of one as-of date (its one ``?`` parameter)."""
+    where = "as_of_date = ?"
+    if spec.scoring.population_column:
+        where += f" AND {wh.quote(spec.scoring.population_column)}"
+    return where
+
+
 def _population_sql(wh: Warehouse, spec: ModelSpec, columns: list[str], shard: int,
                     shards: int) -> str:
     keys = [spec.scoring.id_column] + ([spec.scoring.segment_column]
                                        if spec.scoring.segment_column else [])
     cols = ", ".join(map(wh.quote, dict.fromkeys([*keys, *columns])))
-    where = "as_of_date = ?"
-    if spec.scoring.population_column:
-        where += f" AND {wh.quote(spec.scoring.population_column)}"
-    where += f" AND {wh.shard_predicate(spec.scoring.id_column, shards, shard)}"
+    where = (f"{_population_filter(wh, spec)} AND "
+             f"{wh.shard_predicate(spec.scoring.id_column, shards, shard)}")
     return f"SELECT {cols} FROM {wh.relation(*split_name(spec.scoring.relation))} WHERE {where}"
 
 
@@ -383,7 +403,10 @@ def score_drift(model: str, champion, as_of: date) -> float | None:
             f"runs:/{champion.run_id}/backtest_predictions.parquet")
     except Exception:  # noqa: BLE001 - no back-test artifact, no drift check
         return None
-    expected = pd.read_parquet(path, columns=[spec.candidate])[spec.candidate].to_numpy()
+    # the champion's own learner: with ``candidate: best`` the run's tag names the chosen one
+    learner = registry.client().get_run(champion.run_id).data.tags.get("candidate",
+                                                                        spec.candidate)
+    expected = pd.read_parquet(path, columns=[learner])[learner].to_numpy()
     wh = get_warehouse()
     actual = wh.read_arrow(f"SELECT score FROM {wh.relation(ML_SCHEMA, SCORES_TABLE)} WHERE "
                            "model_name = ? AND as_of_date = ?", [model, as_of],
@@ -395,14 +418,225 @@ def score_drift(model: str, champion, as_of: date) -> float | None:
     return psi
 
 
+def _histogram_psi(expected: list[int], actual: list[int]) -> float:
+    """PSI of two histograms over the same bins, counted in the warehouse: the formula of
+    ``ml.modeling.metrics.population_stability_index`` (shares floored at 1e-4)."""
+    e = np.maximum(np.asarray(expected, dtype="float64") / max(sum(expected), 1), PSI_SHARE_FLOOR)
+    a = np.maximum(np.asarray(actual, dtype="float64") / max(sum(actual), 1), PSI_SHARE_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _training_deciles(wh: Warehouse, spec: ModelSpec, numeric: list[str],
+                      rows: int) -> tuple[dict[str, list[float]], set[str]]:
+    """Inner PSI bin edges per numeric feature: the deciles of its training values (repeated
+    edges merged), from a stable hash sample of about QUANTILE_SAMPLE_ROWS rows, since the
+    warehouses share no quantile function. Also which of them are booleans (SQL compares
+    those with numbers only through a CASE)."""
+    if not numeric:
+        return {}, set()
+    where = ""
+    if rows > QUANTILE_SAMPLE_ROWS:
+        sample_of = math.ceil(rows / QUANTILE_SAMPLE_ROWS)
+        where = f" WHERE {wh.shard_predicate(spec.columns.id, sample_of, 0)}"
+    sample = wh.read_arrow(
+        f"SELECT {', '.join(map(wh.quote, numeric))} FROM "
+        f"{wh.relation(*split_name(spec.training_set))}{where}",
+        stage=f"{spec.name} training sample for PSI bins").rename_columns(numeric)
+    frame = model_frame(sample.to_pandas(), numeric, [])
+    edges = {}
+    for name in numeric:
+        values = frame[name].dropna().to_numpy()
+        edges[name] = (np.unique(np.quantile(values, np.linspace(0, 1, PSI_BINS + 1))[1:-1])
+                       .tolist() if values.size else [])
+    return edges, {f.name for f in sample.schema if pa.types.is_boolean(f.type)}
+
+
+def _profile(wh: Warehouse, relation: str, where: str, params: list, numeric: list[str],
+             categorical: list[str], edges: dict[str, list[float]],
+             booleans: set[str]) -> tuple[int, dict]:
+    """Rows of ``relation`` (filtered) and per feature its non-null rows, distinct values and
+    histogram (numeric: rows per PSI bin; categorical: rows per category, None = null).
+    Aggregates only: one pass for the numeric features, one per categorical one."""
+    source = f"{wh.relation(*split_name(relation))}{f' WHERE {where}' if where else ''}"
+    selects, select_params = ["count(*)"], []
+    for name in numeric:
+        column = wh.quote(name)
+        value = (f"CASE WHEN {column} THEN 1 WHEN NOT {column} THEN 0 END" if name in booleans
+                 else column)
+        selects += [f"count({column})", f"count(DISTINCT {column})"]
+        for low, high in zip([None, *edges[name]], [*edges[name], None], strict=True):
+            tests = [test for test, bound in ((f"{value} >= ?", low), (f"{value} < ?", high))
+                     if bound is not None]
+            select_params += [bound for bound in (low, high) if bound is not None]
+            selects.append(f"count(CASE WHEN {' AND '.join(tests)} THEN 1 END)" if tests
+                           else f"count({column})")
+    aggregates = wh.query(
+        f"SELECT {', '.join(f'{e} AS v{i}' for i, e in enumerate(selects))} FROM {source}",
+        select_params + params, stage=f"feature profile of {relation}")
+    values = [aggregates.column(i)[0].as_py() for i in range(aggregates.num_columns)]
+    rows, at, profile = values[0], 1, {}
+    for name in numeric:
+        bins = len(edges[name]) + 1
+        profile[name] = {"non_null": values[at], "distinct": values[at + 1],
+                         "histogram": values[at + 2:at + 2 + bins]}
+        at += 2 + bins
+    if categorical:
+        counts = wh.query(" UNION ALL ".join(
+            f"SELECT {i} AS feature, CAST({wh.quote(name)} AS STRING) AS category, "
+            f"count(*) AS n FROM {source} GROUP BY CAST({wh.quote(name)} AS STRING)"
+            for i, name in enumerate(categorical)), params * len(categorical),
+            stage=f"category counts of {relation}").to_pylist()
+        for i, name in enumerate(categorical):
+            found = {r["category"]: r["n"] for r in counts if r["feature"] == i}
+            profile[name] = {"non_null": rows - found.get(None, 0),
+                             "distinct": sum(1 for c in found if c is not None),
+                             "categories": found}
+    return rows, profile
+
+
+def _states(feature: dict, rows: int) -> int:
+    """Distinct values, null counting as one: below 2 the feature tells no row apart."""
+    return feature["distinct"] + (feature["non_null"] < rows)
+
+
+def feature_skew(spec: ModelSpec, as_of: date, numeric: list[str],
+                 categorical: list[str]) -> dict:
+    """Each feature's null share, distinct values and PSI (numeric: deciles of training;
+    categorical: category shares, plus the share of scoring rows in categories training
+    never saw) between ``spec.training_set`` and the scoring population at ``as_of``.
+    ``problem`` is set for a feature that varies in training but is absent or constant at
+    scoring. A JSON-able report; decides nothing."""
+    wh = get_warehouse()
+    training_columns = set(wh.columns(*split_name(spec.training_set)))
+    if not training_columns:
+        raise ScoringError(f"{spec.name}: training set {spec.training_set} does not exist, so "
+                           "the scoring population cannot be compared with it; run features")
+    scoring_columns = set(wh.columns(*split_name(spec.scoring.relation)))
+    not_in_training = [f for f in numeric + categorical if f not in training_columns]
+    numeric = [f for f in numeric if f in training_columns]
+    categorical = [f for f in categorical if f in training_columns]
+    training_rows = wh.scalar(f"SELECT count(*) FROM "
+                              f"{wh.relation(*split_name(spec.training_set))}",
+                              stage=f"{spec.name} training rows")
+    if not training_rows:
+        raise ScoringError(f"{spec.name}: training set {spec.training_set} is empty, so the "
+                           "scoring population cannot be compared with it; run features")
+    edges, booleans = _training_deciles(wh, spec, numeric, training_rows)
+    _, training = _profile(wh, spec.training_set, "", [], numeric, categorical, edges, booleans)
+    scoring_rows, scoring = _profile(
+        wh, spec.scoring.relation, _population_filter(wh, spec), [as_of],
+        [f for f in numeric if f in scoring_columns],
+        [f for f in categorical if f in scoring_columns], edges, booleans)
+    if not scoring_rows:
+        raise ScoringError(f"{spec.name}: the population at {as_of} is empty (no rows in "
+                           f"{spec.scoring.relation} with {spec.scoring.population_column}); "
+                           "previous scores are unchanged")
+    features = {}
+    for name in numeric + categorical:
+        train = training[name]
+        entry = {"kind": "numeric" if name in numeric else "categorical",
+                 "training_null_share": 1 - train["non_null"] / training_rows,
+                 "training_distinct": train["distinct"], "scoring_null_share": None,
+                 "scoring_distinct": None, "psi": None, "problem": None}
+        score = scoring.get(name)
+        if score is None:
+            entry["problem"] = f"is missing from {spec.scoring.relation}"
+            features[name] = entry
+            continue
+        entry["scoring_null_share"] = 1 - score["non_null"] / scoring_rows
+        entry["scoring_distinct"] = score["distinct"]
+        if name in numeric:
+            expected = [*train["histogram"], training_rows - train["non_null"]]
+            actual = [*score["histogram"], scoring_rows - score["non_null"]]
+        else:
+            seen = sorted(c for c in train["categories"] if c is not None)
+            unseen = sum(n for c, n in score["categories"].items()
+                         if c is not None and c not in train["categories"])
+            entry["unseen_share"] = unseen / scoring_rows
+            expected = [*(train["categories"][c] for c in seen), 0,
+                        train["categories"].get(None, 0)]
+            actual = [*(score["categories"].get(c, 0) for c in seen), unseen,
+                      score["categories"].get(None, 0)]
+        entry["psi"] = _histogram_psi(expected, actual)
+        if _states(train, training_rows) > 1 and _states(score, scoring_rows) < 2:
+            entry["problem"] = (f"is null in all {scoring_rows:,} scoring rows"
+                                if not score["non_null"]
+                                else f"has one value in all {scoring_rows:,} scoring rows")
+        features[name] = entry
+    return {"as_of": as_of.isoformat(), "training_relation": spec.training_set,
+            "scoring_relation": spec.scoring.relation, "training_rows": training_rows,
+            "scoring_rows": scoring_rows, "features": features,
+            "not_in_training_set": not_in_training,
+            "drifted": [f for f, e in features.items()
+                        if e["psi"] is not None and e["psi"] > FEATURE_PSI_WARNING],
+            "failed": [f for f, e in features.items() if e["problem"]]}
+
+
+def _distinct_text(count: int | None) -> str:
+    return "-" if count is None else f"{count:,}"
+
+
+def check_feature_skew(model: str, as_of: str) -> dict:
+    """Train/serve skew check of the champion's features at ``as_of`` (see feature_skew):
+    warn on PSI above 0.25, raise FeatureSkewError naming every feature that varies in
+    training but is absent or constant at scoring. Writes nothing."""
+    spec = get_spec(model)
+    champion = champion_of(model)
+    registry.configure()
+    numeric, categorical = _input_columns(f"models:/{model}/{champion.version}")
+    report = {"model": model, "version": str(champion.version),
+              **feature_skew(spec, date.fromisoformat(str(as_of)), numeric, categorical)}
+    for name in report["drifted"]:
+        entry = report["features"][name]
+        log.warning("%s v%s: feature %s differs between %s and the scoring population at %s "
+                    "(PSI %.3f > %.2f; null share %.1f%% -> %.1f%%)", model, champion.version,
+                    name, spec.training_set, as_of, entry["psi"], FEATURE_PSI_WARNING,
+                    100 * entry["training_null_share"], 100 * entry["scoring_null_share"])
+    if report["not_in_training_set"]:
+        log.warning("%s v%s: feature(s) %s are no longer in %s; not compared", model,
+                    champion.version, report["not_in_training_set"], spec.training_set)
+    if report["failed"]:
+        details = "; ".join(
+            f"'{name}' {e['problem']} (null share {e['training_null_share']:.1%} in training"
+            + ("" if e["scoring_null_share"] is None
+               else f" vs {e['scoring_null_share']:.1%} at scoring")
+            + f", distinct values {e['training_distinct']:,} vs "
+              f"{_distinct_text(e['scoring_distinct'])})"
+            for name, e in ((n, report["features"][n]) for n in report["failed"]))
+        raise FeatureSkewError(
+            f"champion {model} v{champion.version} cannot score {spec.scoring.relation} at "
+            f"{as_of}: feature(s) it learned from vary in {spec.training_set} "
+            f"({report['training_rows']:,} rows) but not in the scoring population "
+            f"({report['scoring_rows']:,} rows), so every row would be scored as if they were "
+            f"unknown: {details}. Make the dbt model of {spec.scoring.relation} fill them as "
+            f"{spec.training_set} does, or exclude them in {spec.source_path} and retrain with "
+            f"the train_{model} DAG; nothing was scored and the previous scores are unchanged")
+    return report
+
+
+def check_skew_for_jobs(jobs: list[dict]) -> list[dict]:
+    """The skew check of every (model, as-of) among the planned shard jobs; raises one
+    FeatureSkewError listing every failing model, before any shard runs."""
+    reports, failures = [], []
+    for model, as_of in dict.fromkeys((job["model"], job["as_of"]) for job in jobs):
+        try:
+            reports.append(check_feature_skew(model, as_of))
+        except FeatureSkewError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise FeatureSkewError("\n".join(failures))
+    return reports
+
+
 def score_model(model: str, as_of: str | None = None, shards: int = 1) -> dict:
-    """All shards then publish, in one process (the CLI path; the DAG maps the shards)."""
+    """Skew check, all shards, then publish, in one process (the DAG maps the shards)."""
     spec = get_spec(model)
     champion_of(model)
     as_of_date = scoring_as_of(spec, as_of)
+    skew = check_feature_skew(model, as_of_date.isoformat())
     prepare_staging(model, as_of_date)
     results = [score_shard(model, as_of_date.isoformat(), shard, shards) for shard in range(shards)]
-    return publish(model, as_of_date.isoformat(), results)
+    return {**publish(model, as_of_date.isoformat(), results), "feature_skew": skew}
 
 
 def prepare_staging(model: str, as_of: date) -> None:
