@@ -291,19 +291,26 @@ def rollback(
 def approve(
     model: Annotated[str, typer.Argument(help="Model whose pending promotion to answer.")],
     reject: Annotated[bool, typer.Option("--reject", help="Decline instead of approving.")] = False,
-    user: Annotated[str | None, typer.Option(help="Respondent recorded in the ledger.")] = None,
 ) -> None:
-    """Answer a manual-mode promotion waiting in train_MODEL (same as the Airflow UI's form)."""
-    from ml.lifecycle.promotion import current_actor
-    from ml.ops.orchestration import pending_approvals, respond_to_approval
+    """Answer a manual-mode promotion waiting in train_MODEL through the Airflow API (same as
+    the UI's form), signed in as AIRFLOW_USERNAME/AIRFLOW_PASSWORD (default: the `make up`
+    admin). That user is the respondent and the ledger's actor."""
+    from ml.ops.servers import ServerError, airflow_client
 
-    pending = pending_approvals(f"train_{model}")
-    if not pending:
-        _fail(f"no promotion of {model} is waiting for approval")
-    for item in pending:
-        respond_to_approval(item["dag_id"], item["run_id"], item["task_id"], approve=not reject,
-                            user=user or current_actor(), map_index=item["map_index"])
-        console.print(f"{'rejected' if reject else 'approved'}: {item['dag_id']} {item['run_id']}")
+    try:
+        client = airflow_client()
+        pending = client.pending_approvals(f"train_{model}")
+        if not pending:
+            _fail(f"no promotion of {model} is waiting for approval at {client.base_url}")
+        for item in pending:
+            answer = client.respond(item["dag_id"], item["dag_run_id"], item["task_id"],
+                                    "Reject" if reject else "Approve", item["map_index"])
+            verb = "rejected" if reject else "approved"
+            console.print(f"{verb} by {answer['responded_by']['name']}: {item['dag_id']} "
+                          f"{item['dag_run_id']}")
+    except ServerError as exc:
+        _fail(f"{exc}\n(approvals go through the Airflow API server as a signed-in user, who "
+              "becomes the ledger's actor; there is no in-process way to approve)")
 
 
 @app.command()

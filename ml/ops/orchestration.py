@@ -128,7 +128,9 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None, raise_on_failure: b
 
 
 def pending_approvals(dag_id: str | None = None) -> list[dict]:
-    """Task instances waiting for a human response (Approve/Reject) in the metadata DB."""
+    """Task instances waiting for a human response (Approve/Reject), read from the metadata
+    DB in this process: the no-server path, for ``dag.test()`` runs in tests. People answer
+    through the API as themselves (``ml approve``, ``AirflowClient.pending_approvals``)."""
     ensure_airflow_ready()
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -145,8 +147,10 @@ def pending_approvals(dag_id: str | None = None) -> list[dict]:
 
 def respond_to_approval(dag_id: str, run_id: str, task_id: str, approve: bool, user: str,
                         map_index: int = -1) -> None:
-    """Answer an approval task through Airflow's own response handler (the one behind the UI
-    and REST API), recording ``user`` as the respondent."""
+    """Answer an approval task in this process, with no API server and no sign-in: Airflow's
+    own response handler (the one behind the UI and REST API) records ``user`` as the
+    respondent, unchecked. The no-server path for ``dag.test()`` runs in tests; ``ml approve``
+    answers through the API, where the respondent is the user who signed in."""
     ensure_airflow_ready()
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload

@@ -127,7 +127,7 @@ def server_environment(lay: Layout) -> dict[str, str]:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     for secret_or_override in ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS",
-                               "PLATFORM_ADMIN_PASSWORD"):
+                               "PLATFORM_ADMIN_PASSWORD", "AIRFLOW_PASSWORD"):
         env.pop(secret_or_override, None)
     if _airflow_sqlite_path(lay) is not None:
         for key in ("SQL_ALCHEMY_CONNECT_ARGS", "SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
@@ -214,16 +214,20 @@ def _clear_stale_airflow_pid_files(lay: Layout) -> None:
             path.unlink(missing_ok=True)
 
 
-# ---------------------------------------------------------------- admin password
+# ---------------------------------------------------------------- credentials
+def _stored_admin_password(lay: Layout) -> str | None:
+    try:
+        return json.loads(lay.password_file.read_text()).get(ADMIN_USER)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def admin_password(lay: Layout) -> str:
     """PLATFORM_ADMIN_PASSWORD if set, else the one generated on the first ``up`` (kept in the
     passwords file SimpleAuthManager reads, mode 0600, under .local/)."""
     path = lay.password_file
     wanted = os.environ.get("PLATFORM_ADMIN_PASSWORD")
-    try:
-        stored = json.loads(path.read_text()).get(ADMIN_USER)
-    except (OSError, ValueError, AttributeError):
-        stored = None
+    stored = _stored_admin_password(lay)
     password = wanted or stored or secrets.token_urlsafe(12)
     if password != stored:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +238,22 @@ def admin_password(lay: Layout) -> str:
         tmp.replace(path)
     path.chmod(0o600)
     return password
+
+
+def airflow_credentials(lay: Layout) -> tuple[str, str]:
+    """AIRFLOW_USERNAME and AIRFLOW_PASSWORD when set, else the admin user ``make up`` made
+    and the password it stored (read, never generated here)."""
+    username, password = os.environ.get("AIRFLOW_USERNAME"), os.environ.get("AIRFLOW_PASSWORD")
+    if username or password:
+        if not (username and password):
+            raise ServerError("set both AIRFLOW_USERNAME and AIRFLOW_PASSWORD, or neither")
+        return username, password
+    stored = _stored_admin_password(lay)
+    if stored is None:
+        raise ServerError(f"no Airflow credentials: set AIRFLOW_USERNAME and AIRFLOW_PASSWORD, "
+                          f"or start the local servers with `make up` (which stores the "
+                          f"{ADMIN_USER} password in {lay.password_file})")
+    return ADMIN_USER, stored
 
 
 # ---------------------------------------------------------------- health
@@ -443,8 +463,8 @@ def status(echo=print) -> dict:
 
 # ---------------------------------------------------------------- REST client
 class AirflowClient:
-    """Airflow's REST API v2 with token authentication (what the e2e test and the benchmark
-    drive the scheduler through)."""
+    """Airflow's REST API v2 with token authentication (what ``ml approve``, the e2e test and
+    the benchmark drive the scheduler through)."""
 
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 30.0):
         import httpx
@@ -455,8 +475,20 @@ class AirflowClient:
         self._token: str | None = None
 
     def token(self) -> str:
-        response = self._http.post("/auth/token", json=self._credentials)
-        response.raise_for_status()
+        """A bearer token for the user; ServerError when no server answers or it refuses."""
+        import httpx
+
+        try:
+            response = self._http.post("/auth/token", json=self._credentials)
+        except httpx.TransportError as exc:
+            raise ServerError(f"no Airflow API server answers at {self.base_url} ({exc}); start "
+                              "one with `make up`, or set AIRFLOW_URL") from None
+        if response.status_code in (401, 403):
+            raise ServerError(f"Airflow at {self.base_url} refused the credentials of user "
+                              f"{self._credentials['username']!r} (HTTP {response.status_code})")
+        if response.is_error:
+            raise ServerError(f"POST /auth/token: HTTP {response.status_code} "
+                              f"{response.text[:500]}")
         return response.json()["access_token"]
 
     def request(self, method: str, path: str, **kwargs):
@@ -530,9 +562,19 @@ class AirflowClient:
                 return value
         return value
 
+    def pending_approvals(self, dag_id: str) -> list[dict]:
+        """The human-in-the-loop tasks of ``dag_id`` that wait for an answer."""
+        details = self.request("GET", f"/dags/{dag_id}/dagRuns/~/hitlDetails",
+                               params={"response_received": False, "limit": 100,
+                                       "state": ["awaiting_input", "deferred"]})
+        return [{key: detail["task_instance"][key]
+                 for key in ("dag_id", "dag_run_id", "task_id", "map_index")}
+                for detail in details["hitl_details"]]
+
     def respond(self, dag_id: str, run_id: str, task_id: str, option: str = "Approve",
                 map_index: int = -1) -> dict:
-        """Answer a human-in-the-loop task (ApprovalOperator: "Approve" or "Reject")."""
+        """Answer a human-in-the-loop task (ApprovalOperator: "Approve" or "Reject") as the
+        signed-in user, whom Airflow records as the respondent."""
         return self.request("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
                                      f"/{map_index}/hitlDetails",
                             json={"chosen_options": [option]})
@@ -560,3 +602,11 @@ class AirflowClient:
                       if t["state"] in ("failed", "upstream_failed")]
             raise ServerError(f"{dag_id} {run_id} ended {run['state']}; failed tasks: {failed}")
         return run
+
+
+def airflow_client() -> AirflowClient:
+    """The Airflow API at AIRFLOW_URL (default: the ``make up`` server), signed in with
+    ``airflow_credentials``: whatever it does is done by that user."""
+    lay = layout()
+    return AirflowClient(os.environ.get("AIRFLOW_URL") or lay.airflow_url,
+                         *airflow_credentials(lay))

@@ -10,8 +10,9 @@ One session-scoped run of the whole platform is shared by the API and browser te
    in ``MANUAL_MODEL``, which is triggered with ``promotion_mode=manual`` and waits for
    approval;
 3. ``score`` is triggered for every champion (again in its cron slot);
-4. the promotion is approved through the human-in-the-loop REST API; the new champion's
-   Asset triggers ``score`` for that model only, whose ``scores`` Asset triggers ``allocate``.
+4. the promotion is approved with ``ml approve``, which signs in to the REST API (refused
+   first with a wrong password); the new champion's Asset triggers ``score`` for that model
+   only, whose ``scores`` Asset triggers ``allocate``.
 
 The servers are stopped at the end of the session whatever happened; their logs are copied
 to ``test-artifacts/e2e-logs/``.
@@ -128,7 +129,9 @@ class PlatformRun:
     manual_run_id: str = ""
     champion_before_approval: dict | None = None
     trained_version: str = ""
-    approval: dict = field(default_factory=dict)
+    refused_approval: subprocess.CompletedProcess | None = None  # `ml approve`, wrong password
+    approval_output: str = ""  # `ml approve` with the `make up` credentials
+    approval: dict = field(default_factory=dict)  # the HITL detail afterwards
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -189,7 +192,15 @@ def platform_run(servers: Servers) -> PlatformRun:
     trained = client.xcom(manual_dag, record.manual_run_id, "train")
     record.trained_version = str(trained["version"])
     record.champion_before_approval = servers.champion(MANUAL_MODEL)
-    record.approval = client.respond(manual_dag, record.manual_run_id, ti["task_id"], "Approve")
+    ml = str(Path(sys.executable).parent / "ml")
+    record.refused_approval = _run(
+        [ml, "approve", MANUAL_MODEL], {**servers.env, "AIRFLOW_USERNAME": ADMIN_USER,
+                                        "AIRFLOW_PASSWORD": servers.password + "x"},
+        timeout=120, check=False)
+    record.approval_output = _run([ml, "approve", MANUAL_MODEL], servers.env, timeout=120).stdout
+    record.approval = client.request(
+        "GET", f"/dags/{manual_dag}/dagRuns/{record.manual_run_id}/taskInstances/"
+               f"{ti['task_id']}/-1/hitlDetails")
     client.wait_for_run(manual_dag, record.manual_run_id, timeout=600)
     record.runs[manual_dag] = [record.manual_run_id]
     record.seconds["manual_champion"] = time.monotonic() - started

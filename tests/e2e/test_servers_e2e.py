@@ -1,6 +1,7 @@
 """End to end through the servers' REST APIs: Airflow's scheduler runs every DAG (manual,
 cron-slot and asset-triggered runs), MLflow's registry holds the champions, a promotion is
-approved through the human-in-the-loop API, and the warehouse holds the scores."""
+approved with `ml approve` through the human-in-the-loop API, and the warehouse holds the
+scores."""
 
 from __future__ import annotations
 
@@ -46,10 +47,18 @@ def test_each_model_has_a_champion_with_backtest_metrics_and_lineage(servers, pl
         assert report.status_code == 200 and "<html" in report.text.lower()
 
 
+def test_ml_approve_refuses_a_wrong_password_and_answers_as_the_signed_in_user(platform_run):
+    refused = platform_run.refused_approval
+    assert refused.returncode == 1
+    assert "refused the credentials of user 'admin' (HTTP 401)" in " ".join(refused.stdout.split())
+    assert f"approved by admin: train_{MANUAL_MODEL} {platform_run.manual_run_id}" in \
+        " ".join(platform_run.approval_output.split())
+
+
 def test_manual_promotion_was_approved_through_the_api(servers, platform_run):
     assert platform_run.champion_before_approval is None  # the gate alone promoted nothing
     assert platform_run.approval["chosen_options"] == ["Approve"]
-    assert platform_run.approval["responded_by"]["name"] == "admin"
+    assert platform_run.approval["responded_by_user"]["name"] == "admin"
     champion = servers.champion(MANUAL_MODEL)
     assert str(champion["version"]) == platform_run.trained_version
     with duckdb.connect(str(servers.warehouse), read_only=True) as con:
