@@ -34,6 +34,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from ml import registry
 from ml.modeling.learners import predict
+from ml.modeling.metrics import psi_of_counts
 from ml.modeling.specs import ModelSpec, get_spec
 from ml.modeling.training_data import model_frame
 from ml.settings import ML_SCHEMA, get_settings
@@ -45,7 +46,6 @@ SCORES_TABLE = "scores"
 PSI_WARNING = 0.2
 FEATURE_PSI_WARNING = 0.25
 PSI_BINS = 10
-PSI_SHARE_FLOOR = 1e-4  # as in ml.modeling.metrics.population_stability_index
 QUANTILE_SAMPLE_ROWS = 200_000  # training rows read to place a numeric feature's PSI bins
 BATCH_ROWS = 250_000
 # Shard files: no dictionary for the (unique) customer ids; default (snappy) compression,
@@ -418,14 +418,6 @@ def score_drift(model: str, champion, as_of: date) -> float | None:
     return psi
 
 
-def _histogram_psi(expected: list[int], actual: list[int]) -> float:
-    """PSI of two histograms over the same bins, counted in the warehouse: the formula of
-    ``ml.modeling.metrics.population_stability_index`` (shares floored at 1e-4)."""
-    e = np.maximum(np.asarray(expected, dtype="float64") / max(sum(expected), 1), PSI_SHARE_FLOOR)
-    a = np.maximum(np.asarray(actual, dtype="float64") / max(sum(actual), 1), PSI_SHARE_FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
 def _training_deciles(wh: Warehouse, spec: ModelSpec, numeric: list[str],
                       rows: int) -> tuple[dict[str, list[float]], set[str]]:
     """Inner PSI bin edges per numeric feature: the deciles of its training values (repeated
@@ -557,7 +549,7 @@ def feature_skew(spec: ModelSpec, as_of: date, numeric: list[str],
                         train["categories"].get(None, 0)]
             actual = [*(score["categories"].get(c, 0) for c in seen), unseen,
                       score["categories"].get(None, 0)]
-        entry["psi"] = _histogram_psi(expected, actual)
+        entry["psi"] = psi_of_counts(expected, actual)
         if _states(train, training_rows) > 1 and _states(score, scoring_rows) < 2:
             entry["problem"] = (f"is null in all {scoring_rows:,} scoring rows"
                                 if not score["non_null"]

@@ -6,8 +6,8 @@ expected calibration error, top-decile lift and capture (and lift as a share of 
 attainable lift), the normalised Gini, the decile
 calibration table and PSI; and for the batched bootstrap below.
 
-Bootstrap kernels: plain numpy. Each metric is computed by one weighted kernel that takes a ``(b, n)`` matrix of
-row weights and returns ``b`` values. A public function evaluates its kernel once with unit
+Bootstrap kernels: plain numpy. Each metric has one weighted kernel that takes a ``(b, n)``
+matrix of row weights and returns ``b`` values. A public function evaluates its kernel once with unit
 weights; :func:`bootstrap_gain_ci` evaluates the same kernel with ``b`` rows of resampling
 counts at a time. A row drawn ``k`` times weighs ``k``, which gives exactly the value the
 metric takes on the resampled rows (tests check this), so the interval is for the metric
@@ -606,30 +606,54 @@ def bootstrap_gain_ci(y, p_model, p_baseline, metric: str, n_boot: int = 500,
     metric kernels evaluate a chunk of samples at once on rows ranked once (module
     docstring): 500 samples of ROC AUC on 200k rows take a few seconds.
     """
-    if metric not in _PREPARE:
-        raise ValueError(f"bootstrap_gain_ci: unknown metric {metric!r}; choose from "
-                         f"{sorted(_PREPARE)}")
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"bootstrap_gain_ci: n_boot must be a positive integer; got {n_boot!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"bootstrap_gain_ci: alpha must be in (0, 1); got {alpha!r}")
+    _check_bootstrap("bootstrap_gain_ci", metric, n_boot, alpha)
     model, baseline = (_prepare_scores(metric, y, scores, name)
                        for name, scores in (("p_model", p_model), ("p_baseline", p_baseline)))
     sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
-    strata = _strata(groups, model.n)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _CHUNK_CELLS // model.n)
-    gains = []
-    for start in range(0, int(n_boot), chunk):
-        w = _resample_counts(rng, strata, model.n, min(chunk, int(n_boot) - start))
-        gains.append(sign * (model.evaluate(w) - baseline.evaluate(w)))
-    gains = np.concatenate(gains)
-    gains = gains[np.isfinite(gains)]
+    gains = _bootstrap_values(lambda w: sign * (model.evaluate(w) - baseline.evaluate(w)),
+                              model.n, groups, n_boot, seed)
     if gains.size == 0:
         raise ValueError(f"bootstrap_gain_ci: {metric} is undefined on every bootstrap sample")
     low, high = np.quantile(gains, [alpha / 2, 1 - alpha / 2])
     return {"gain": sign * (model.value() - baseline.value()), "low": float(low),
             "high": float(high), "n_boot": int(gains.size)}
+
+
+def bootstrap_ci(y, p, metric: str, n_boot: int = 500, alpha: float = 0.05, seed: int = 0,
+                 groups=None) -> dict:
+    """Percentile bootstrap CI of one model's ``metric``, resampled within ``groups`` (e.g.
+    fold ids) like :func:`bootstrap_gain_ci` and with the same kernels. Returns the value on
+    the full data, the ``alpha/2`` and ``1 - alpha/2`` percentiles and the samples used."""
+    _check_bootstrap("bootstrap_ci", metric, n_boot, alpha)
+    prepared = _prepare_scores(metric, y, p, "p")
+    values = _bootstrap_values(prepared.evaluate, prepared.n, groups, n_boot, seed)
+    if values.size == 0:
+        raise ValueError(f"bootstrap_ci: {metric} is undefined on every bootstrap sample")
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return {"value": prepared.value(), "low": float(low), "high": float(high),
+            "n_boot": int(values.size)}
+
+
+def _check_bootstrap(caller: str, metric: str, n_boot, alpha) -> None:
+    if metric not in _PREPARE:
+        raise ValueError(f"{caller}: unknown metric {metric!r}; choose from {sorted(_PREPARE)}")
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"{caller}: n_boot must be a positive integer; got {n_boot!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"{caller}: alpha must be in (0, 1); got {alpha!r}")
+
+
+def _bootstrap_values(evaluate: Callable[[np.ndarray], np.ndarray], n: int, groups,
+                      n_boot: int, seed: int) -> np.ndarray:
+    """``evaluate`` on ``n_boot`` resamples, a chunk of weight rows at a time; the finite
+    values only (a metric can be undefined on a resample)."""
+    strata = _strata(groups, n)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_CELLS // n)
+    values = np.concatenate([
+        evaluate(_resample_counts(rng, strata, n, min(chunk, int(n_boot) - start)))
+        for start in range(0, int(n_boot), chunk)])
+    return values[np.isfinite(values)]
 
 
 # ---------------------------------------------------------------- drift
@@ -648,10 +672,15 @@ def population_stability_index(expected_scores, actual_scores, n_bins: int = 10,
     actual = _as_float(metric, "actual_scores", actual_scores)
     edges = np.unique(np.quantile(expected, np.linspace(0, 1, n_bins + 1))[1:-1])
 
-    def shares(scores: np.ndarray) -> np.ndarray:
-        counts = np.bincount(np.searchsorted(edges, scores, side="right"),
-                             minlength=edges.size + 1)
-        return np.maximum(counts / scores.size, eps)
+    def counts(scores: np.ndarray) -> np.ndarray:
+        return np.bincount(np.searchsorted(edges, scores, side="right"), minlength=edges.size + 1)
 
-    e, a = shares(expected), shares(actual)
+    return psi_of_counts(counts(expected), counts(actual), eps)
+
+
+def psi_of_counts(expected_counts, actual_counts, eps: float = 1e-4) -> float:
+    """PSI of two histograms over the same bins (e.g. counted in the warehouse): shares
+    below ``eps`` are raised to ``eps``, as in :func:`population_stability_index`."""
+    e, a = (np.asarray(c, dtype=float) for c in (expected_counts, actual_counts))
+    e, a = (np.maximum(c / max(c.sum(), 1), eps) for c in (e, a))
     return float(np.sum((a - e) * np.log(a / e)))
