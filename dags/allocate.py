@@ -20,7 +20,9 @@ control group, stratified by churn-score decile, is selected but not contacted.
 Writes `ml.campaign_targets` and `ml.campaign_summary` (replacing that as-of date) and
 logs the budget frontier to the MLflow experiment `retention_campaign`.
 
-Runs whenever scores are published.
+Runs whenever scores are published. Without churn scores to plan from (churn has no
+champion, e.g. its gate rejected it or its history is too short) the task is skipped
+with that reason; the previous targets stay as they were.
 
 **Params**
 
@@ -59,14 +61,19 @@ CAPACITY_PARAMS = {"capacity_crm_email": "crm_email", "capacity_sem": "sem",
 def allocate():
     @task(outlets=[Asset(name="campaign_targets", uri=TARGETS_ASSET)])
     def plan_campaign() -> dict:
-        from ml.decisions.campaign import plan
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from ml.decisions.campaign import CampaignNotApplicable, plan
 
         params = get_current_context()["params"]
         capacities = {channel: params[name] for name, channel in CAPACITY_PARAMS.items()
                       if params[name] is not None}
-        summary = plan(params["budget"], control_share=params["control_share"],
-                       seed=params["seed"], margin_rate=params["margin_rate"],
-                       capacities=capacities)
+        try:
+            summary = plan(params["budget"], control_share=params["control_share"],
+                           seed=params["seed"], margin_rate=params["margin_rate"],
+                           capacities=capacities)
+        except CampaignNotApplicable as exc:  # e.g. churn has no champion: nothing to plan
+            raise AirflowSkipException(str(exc)) from exc
         summary.pop("top")
         return summary
 

@@ -91,6 +91,13 @@ def make_training_dag(header: dict):
                 return train_model(name, learners=params["learners"], folds=params["folds"],
                                    max_training_rows=params["max_training_rows"])
             except ModelNotApplicable as exc:
+                # the reason goes to the ledger, where `ml status` and `ml run` read it
+                from ml import registry
+                from ml.lifecycle.ledger import append_ledger, ledger_row
+
+                champion = registry.version_by_alias(name, registry.CHAMPION)
+                append_ledger(ledger_row(name, str(champion.version) if champion else None, None,
+                                         "skipped", params["promotion_mode"], str(exc), "train"))
                 raise AirflowSkipException(str(exc)) from exc
 
         @task

@@ -189,6 +189,11 @@ def _print_run_summary(summary: dict) -> None:
         _print_model(name, info)
     if summary.get("campaign"):
         _print_campaign(summary["campaign"])
+    if summary.get("skipped"):
+        skipped = Table("stage", "why", title="Skipped (decisions, not failures)")
+        for stage, reason in summary["skipped"].items():
+            skipped.add_row(stage, reason)
+        console.print(skipped)
     stages = Table("stage", "seconds", title="Time per stage")
     for stage, seconds in summary["stage_seconds"].items():
         stages.add_row(stage, f"{seconds:.1f}")
@@ -204,14 +209,22 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     if as_json:
         print(json.dumps(state, default=str, indent=2, sort_keys=True))
         return
-    table = Table("model", "champion", "challenger", "primary metric (champion)", "last decision")
+    table = Table("model", "champion", "challenger", "primary metric (champion)",
+                  "last decision (why no champion)")
     for name, info in state["models"].items():
         champion, challenger = info["champion"] or {}, info["challenger"] or {}
         metric = _primary_metric_text(name, champion)
         last = info["last_decision"]
+        if last is None:
+            decision = info["no_champion_reason"] or "-"
+        else:
+            version = f" v{last['to_version']}" if last["to_version"] else ""
+            decision = f"{last['decision']}{version}: {last['reason']}"
         table.add_row(name, champion.get("version", "-"), challenger.get("version", "-"), metric,
-                      f"{last['decision']} v{last['to_version']}: {last['reason']}" if last else "-")
+                      decision)
     console.print(table)
+    if state["campaign_blocked_by"]:
+        console.print(f"campaign: cannot be planned: {state['campaign_blocked_by']}")
     rows = Table("table", "rows", title="Warehouse")
     for name, count in state["tables"].items():
         rows.add_row(name, f"{count:,}")
@@ -224,7 +237,7 @@ def _print_model(name: str, info: dict) -> None:
     spec = get_spec(name)
     challenger, champion = info.get("challenger") or {}, info.get("champion") or {}
     if not challenger:
-        console.print(f"[bold]{name}[/]: not trained (its DAG skipped it; see the train task's log)")
+        console.print(f"[bold]{name}[/]: not trained; {info.get('no_champion_reason')}")
         return
     backtest = challenger.get("backtest", {})
     metrics = [spec.primary_metric, *[m for m in ("pr_auc", "log_loss", "ece", "lift_top_decile",

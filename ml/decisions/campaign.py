@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from ml import registry
 from ml.decisions.allocation import Channel, frontier, plan_campaign, validate_channels
+from ml.lifecycle.ledger import read_ledger
 from ml.settings import ML_SCHEMA
 from ml.warehouse import get_warehouse
 
@@ -33,6 +34,11 @@ CHURN_MODEL = "churn"
 
 class CampaignError(ValueError):
     """The campaign cannot be planned; previous targets are untouched."""
+
+
+class CampaignNotApplicable(CampaignError):
+    """Nothing to plan from yet (churn has no champion, or no churn scores): a decision the
+    allocate DAG records as a skip with this reason, not a failure."""
 
 
 def _finite_positive(name: str, value) -> float:
@@ -82,12 +88,26 @@ def load_channels(capacities: dict[str, int] | None = None) -> list[Channel]:
     return channels
 
 
+def missing_churn_scores() -> str | None:
+    """Why no campaign can be planned now (churn has no champion, or its scores are not
+    published yet), or None when there is something to plan from."""
+    if registry.version_by_alias(CHURN_MODEL, registry.CHAMPION) is None:
+        ledger = read_ledger(CHURN_MODEL)
+        last = (f"last decision: {ledger.iloc[-1]['decision']}: {ledger.iloc[-1]['reason']}"
+                if len(ledger) else f"never trained: run train_{CHURN_MODEL}")
+        return f"{CHURN_MODEL} has no champion ({last}); the campaign needs its scores"
+    wh = get_warehouse()
+    if not wh.table_exists(ML_SCHEMA, "scores") or not wh.scalar(
+            f"SELECT count(*) FROM {wh.relation(ML_SCHEMA, 'scores')} WHERE model_name = ?",
+            [CHURN_MODEL], stage="churn scores present"):
+        return "no churn scores yet: run the score DAG (or `ml run`) first"
+    return None
+
+
 def load_candidates(as_of: date | None, margin_rate: float) -> tuple[pd.DataFrame, date, str]:
     """Churn scores of the (latest) scoring as-of joined to each customer's trailing value."""
     wh = get_warehouse()
     scores = wh.relation(ML_SCHEMA, "scores")
-    if not wh.table_exists(ML_SCHEMA, "scores"):
-        raise CampaignError("no churn scores yet: run the score DAG (or `ml run`) first")
     if as_of is None:
         as_of = wh.scalar(f"SELECT max(as_of_date) FROM {scores} WHERE model_name = ?",
                           [CHURN_MODEL], stage="latest churn scores")
@@ -108,12 +128,16 @@ def load_candidates(as_of: date | None, margin_rate: float) -> tuple[pd.DataFram
 def plan(budget, control_share: float = 0.1, seed: int = 0, as_of: date | None = None,
          margin_rate: float = 0.3, capacities: dict[str, int] | None = None,
          exact_max_customers: int = 20_000) -> dict:
-    """Plan the campaign and write ml.campaign_targets / ml.campaign_summary atomically."""
+    """Plan the campaign and write ml.campaign_targets / ml.campaign_summary atomically.
+    Raises CampaignNotApplicable when there are no churn scores to plan from."""
     budget = _finite_positive("budget", budget)
     margin_rate = _finite_positive("margin_rate", margin_rate)
     if not 0 <= control_share <= 0.5:
         raise CampaignError(f"control_share must be between 0 and 0.5, got {control_share}")
     channels = load_channels(capacities)
+    missing = missing_churn_scores()
+    if missing:
+        raise CampaignNotApplicable(missing)
     candidates, as_of, model_version = load_candidates(as_of, margin_rate)
     p = candidates["churn_probability"].to_numpy()
     v = candidates["customer_value"].to_numpy()

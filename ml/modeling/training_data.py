@@ -17,7 +17,13 @@ class TrainingDataError(ValueError):
 
 
 class ModelNotApplicable(RuntimeError):
-    """The data lacks a table this model needs (e.g. no marketing touches): skip, not fail."""
+    """This data cannot train this model (a table it needs is absent, or no label has
+    matured yet): the training DAG records the reason and skips, rather than fails."""
+
+
+class NoMaturedLabels(TrainingDataError, ModelNotApplicable):
+    """The history is shorter than the label horizon, so no training row exists: a skip
+    (with the reason) until more history is loaded, not a failure."""
 
 
 @dataclass
@@ -103,8 +109,10 @@ def load_training_set(spec: ModelSpec, unavailable: list[str] | None = None) -> 
             raise TrainingDataError(f"{where}: {role} column '{column}' is missing; the relation "
                                     f"has {list(df.columns)}")
     if df.empty:
-        raise TrainingDataError(f"{where}: the population is empty (0 rows with a matured "
-                                f"label); load more history or shorten horizon_days")
+        raise NoMaturedLabels(
+            f"{where}: the population is empty (0 rows with a matured label): a label matures "
+            f"{spec.horizon_days} days (horizon_days) after its snapshot and the history is "
+            "not long enough for any; load more history or shorten horizon_days")
     if df[cols.label].isna().any():
         raise TrainingDataError(f"{where}: column '{cols.label}' has "
                                 f"{int(df[cols.label].isna().sum())} null labels")

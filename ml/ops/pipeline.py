@@ -2,6 +2,10 @@
 
 Each stage is the real Airflow DAG run through ``dag.test()``; the DAG order is the one
 the Assets give under the scheduler (features -> train_<model> -> ...).
+
+A model that the data cannot train, or that has no champion, is a decision, not a
+failure: its stage is skipped, the summary says why, and the rest of the run goes on.
+A failed task (a dbt test, a bug) still stops the run.
 """
 
 from __future__ import annotations
@@ -49,8 +53,24 @@ def _task_log_tail(report: DagRunReport) -> str:
     return "\n".join(lines)
 
 
+def _run_stage(dag_id: str, conf: dict, stage_seconds: dict[str, float]) -> DagRunReport:
+    try:
+        report = run_dag(dag_id, conf=conf)
+    except DagRunFailed as exc:
+        raise PipelineFailed(f"{exc}\n{_task_log_tail(exc.report)}") from exc
+    stage_seconds.update(_stage_seconds(report))
+    return report
+
+
+def _skipped(report: DagRunReport, task_id: str) -> bool:
+    return any(t.task_id == task_id and t.state == "skipped" for t in report.tasks)
+
+
 def run_pipeline(features_conf: dict, train_conf: dict | None = None,
                  models: list[str] | None = None, allocate_conf: dict | None = None) -> dict:
+    """Returns the marts, time per stage, each model's status, the campaign (None when it
+    was not planned) and ``skipped``: {stage: why} for every stage that did not run."""
+    from ml.decisions.campaign import missing_churn_scores, read_targets, summary_of_latest
     from ml.marts import mart_summary
     from ml.modeling.specs import load_specs
     from ml.ops.status import platform_status
@@ -62,24 +82,23 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
         raise PipelineFailed(_explain_dbt_failure(exc)) from exc
     stage_seconds.update(_stage_seconds(features))
 
+    untrained = []
     for name in models or list(load_specs()):
-        try:
-            report = run_dag(f"train_{name}", conf=train_conf or {})
-        except DagRunFailed as exc:
-            raise PipelineFailed(f"{exc}\n{_task_log_tail(exc.report)}") from exc
-        stage_seconds.update(_stage_seconds(report))
+        if _skipped(_run_stage(f"train_{name}", train_conf or {}, stage_seconds), "train"):
+            untrained.append(name)  # the train task recorded why in the ledger
+    status = platform_status()["models"]
+    skipped = {f"train_{name}": status[name]["last_decision"]["reason"] for name in untrained}
 
     campaign = None
-    status = platform_status()["models"]
-    if any(info["champion"] for info in status.values()):
-        for dag_id, conf in (("score", {"model": "all"}), ("allocate", allocate_conf or {})):
-            try:
-                report = run_dag(dag_id, conf=conf)
-            except DagRunFailed as exc:
-                raise PipelineFailed(f"{exc}\n{_task_log_tail(exc.report)}") from exc
-            stage_seconds.update(_stage_seconds(report))
-        from ml.decisions.campaign import read_targets, summary_of_latest
-
-        campaign = {**summary_of_latest(), "top": read_targets().head(10).to_dict(orient="records")}
+    if not any(info["champion"] for info in status.values()):
+        skipped["score"] = "no model has a champion"
+        skipped["allocate"] = missing_churn_scores()
+    else:
+        _run_stage("score", {"model": "all"}, stage_seconds)
+        if _skipped(_run_stage("allocate", allocate_conf or {}, stage_seconds), "plan_campaign"):
+            skipped["allocate"] = missing_churn_scores()
+        else:
+            campaign = {**summary_of_latest(),
+                        "top": read_targets().head(10).to_dict(orient="records")}
     return {"features": mart_summary(), "stage_seconds": stage_seconds,
-            "models": status, "campaign": campaign}
+            "models": status, "campaign": campaign, "skipped": skipped}

@@ -1,8 +1,13 @@
-"""The platform's state in one structure: registry per model, last decisions, table sizes."""
+"""The platform's state in one structure: registry per model, last decisions, table sizes.
+
+A model without a champion always says why (its last decision: rejected by the gate,
+skipped because the data cannot train it, ...), and so does a campaign that cannot be
+planned."""
 
 from __future__ import annotations
 
 from ml import registry
+from ml.decisions.campaign import missing_churn_scores
 from ml.lifecycle.ledger import read_ledger
 from ml.modeling.specs import load_specs
 from ml.warehouse import get_warehouse
@@ -32,8 +37,15 @@ def _table_counts() -> dict[str, int]:
             for s, t in wh.tables()}
 
 
+def _no_champion_reason(last: dict | None) -> str:
+    if last is None:
+        return "never trained: run its training DAG (`ml run`)"
+    return f"last decision: {last['decision']}: {last['reason']}"
+
+
 def platform_status() -> dict:
-    """Stable, JSON-able: {"models": {name: {...}}, "tables": {schema.table: rows}}."""
+    """Stable, JSON-able: {"models": {name: {...}}, "tables": {schema.table: rows},
+    "campaign_blocked_by": reason or None}."""
     models = {}
     known = set(registry.registered_models())
     for name in load_specs():
@@ -42,10 +54,13 @@ def platform_status() -> dict:
         if last:
             last = {k: (None if v != v else v) for k, v in last.items()}  # NaN -> None
             last["decided_at"] = str(last["decided_at"])
+        champion = _version_info(name, registry.CHAMPION) if name in known else None
         models[name] = {
             "registered": name in known,
-            "champion": _version_info(name, registry.CHAMPION) if name in known else None,
+            "champion": champion,
             "challenger": _version_info(name, registry.CHALLENGER) if name in known else None,
             "last_decision": last,
+            "no_champion_reason": None if champion else _no_champion_reason(last),
         }
-    return {"models": models, "tables": _table_counts()}
+    return {"models": models, "tables": _table_counts(),
+            "campaign_blocked_by": missing_churn_scores()}

@@ -50,7 +50,10 @@ def test_orders_only_ends_with_champions_scores_and_targets(orders_only, tmp_pat
         backtest = champion["backtest"]
         assert {"xgboost", "bgnbd", "recency_rule", "logistic_regression"} <= set(backtest)
         assert backtest["xgboost"]["roc_auc"]["mean"] > backtest["recency_rule"]["roc_auc"]["mean"]
-    assert status["models"]["revenue_per_click"]["challenger"] is None  # needs touches: skipped
+    skipped = status["models"]["revenue_per_click"]
+    assert skipped["challenger"] is None  # needs touches: skipped, and says so
+    assert skipped["last_decision"]["decision"] == "skipped"
+    assert "marketing_touches" in skipped["no_champion_reason"]
     assert status["tables"]["ml.scores"] > 0
     assert status["tables"]["ml.campaign_targets"] > 0
     out = tmp_path / "targets.csv"
