@@ -34,7 +34,11 @@ default the day after the last event in the data; any earlier snapshot on reques
 backfills). One row per customer (per paid channel for revenue per click) in `ml.scores`:
 customer, as-of date, model, version, score, decile, scored at. Re-running an as-of date
 replaces it; a run that fails before `publish` leaves the previous scores in place.
-Compares the score distribution with the champion's back-test (PSI; warning above 0.2).
+Compares the score distribution with the champion's back-test (PSI; warning above 0.2)
+and keeps it per published slice in `ml.score_runs`. `monitor` then joins each scored
+model's past scores whose labels have matured to those labels and stores the realised
+AUC (normalised Gini for regression) next to the version's back-test promise in
+`ml.model_monitoring`.
 
 Before any shard runs, `check_feature_skew` compares each champion feature between its
 training set and the scoring population (null share, distinct values, PSI): a feature
@@ -116,10 +120,16 @@ def score():
 
         return publish_all(list(results))
 
+    @task
+    def monitor(published: list[dict]) -> list[dict]:
+        from ml.decisions.monitoring import monitor_models
+
+        return monitor_models(sorted({p["model"] for p in published}))
+
     jobs = plan()
     shards = score_shard.expand(job=jobs)
     check_feature_skew(jobs) >> shards
-    publish(shards)
+    monitor(publish(shards))
 
 
 score()

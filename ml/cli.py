@@ -389,6 +389,24 @@ def _print_campaign(summary: dict) -> None:
         f"({summary['method']}, gap to LP bound {summary['gap']:.2%})")
 
 
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")],
+) -> None:
+    """Write the platform dashboard (the Airflow UI's "Platform dashboard") as one static
+    HTML file that renders offline, for people without Airflow access."""
+    from ml.ops.dashboard import build_sections, render_page
+
+    sections = build_sections()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_page(sections), encoding="utf-8")
+    empty = [s.key for s in sections if not s.has_data]
+    console.print(f"wrote the dashboard to {out} ({len(sections) - len(empty)} of "
+                  f"{len(sections)} sections with data" + (f"; no data yet: {', '.join(empty)})"
+                                                            if empty else ")"),
+                  soft_wrap=True)
+
+
 server_app = typer.Typer(help="Local Airflow (127.0.0.1:8080) and MLflow (127.0.0.1:5000) servers.",
                          no_args_is_help=True)
 app.add_typer(server_app, name="server")

@@ -43,6 +43,7 @@ from ml.warehouse import Warehouse, get_warehouse, split_name
 log = logging.getLogger(__name__)
 
 SCORES_TABLE = "scores"
+SCORE_RUNS_TABLE = "score_runs"  # one row per published slice: version, rows, PSI
 PSI_WARNING = 0.2
 FEATURE_PSI_WARNING = 0.25
 PSI_BINS = 10
@@ -387,8 +388,23 @@ def publish(model: str, as_of: str, shards: list[dict]) -> dict:
         partition_by="as_of_date", cluster_by=["model_name", "customer_id"])
     shutil.rmtree(staging_dir(model, as_of_date), ignore_errors=True)
     psi = score_drift(model, champion, as_of_date)
+    record_score_run(model, as_of_date, version, scored_at, rows, psi)
     return {"model": model, "version": version, "as_of": str(as_of_date),
             "rows": rows, "psi": psi}
+
+
+def record_score_run(model: str, as_of: date, version: str, scored_at: datetime, rows: int,
+                     psi: float | None) -> None:
+    """Keep the publish's drift in ml.score_runs, one row per (model, as-of) slice like the
+    scores it describes (a re-run replaces it), so drift can be followed over time."""
+    run = pa.table({"model_name": [model], "as_of_date": pa.array([as_of], pa.date32()),
+                    "model_version": [version],
+                    "scored_at": pa.array([scored_at], pa.timestamp("us")),
+                    "rows": pa.array([rows], pa.int64()),
+                    "psi": pa.array([psi], pa.float64())})
+    get_warehouse().replace_rows(ML_SCHEMA, SCORE_RUNS_TABLE, "SELECT * FROM {runs}",
+                                 key={"model_name": model, "as_of_date": as_of},
+                                 sources={"runs": run})
 
 
 def score_drift(model: str, champion, as_of: date) -> float | None:
