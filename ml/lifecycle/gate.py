@@ -101,12 +101,13 @@ def decide(spec: ModelSpec, challenger: dict[str, float], champion: dict[str, fl
     return verdict
 
 
-def evaluate_version(model: str, version: str) -> dict:
+def evaluate_version(model: str, version: str, spec: ModelSpec | None = None) -> dict:
     """Run the gate on a registered version's back-test evidence; tag the version and put
-    the verdict in its model card. Returns a JSON-able verdict with an evidence table."""
+    the verdict in its model card. Returns a JSON-able verdict with an evidence table.
+    ``spec``: a spec kept outside the model_specs directory (the recommender's)."""
     from ml.modeling.report import model_card, refresh_report
 
-    spec = get_spec(model)
+    spec = spec or get_spec(model)
     mv = registry.client().get_model_version(model, str(version))
     card = registry.run_json(mv.run_id, "backtest_summary.json")
     if card is None:

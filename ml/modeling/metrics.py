@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from ml.modeling.specs import RANKING_METRICS
+
 DECILES = 10
 _CHUNK_CELLS = 1 << 19  # bootstrap weights evaluated per chunk (b * n): flat memory use
 
@@ -531,6 +533,8 @@ GREATER_IS_BETTER: dict[str, bool] = {
     "mae": False,
     "normalized_gini": True,
     "calibration_error": False,
+    # ranking (ml.recommend): more is better, except leaning on bestsellers
+    **{name: not name.startswith("popularity_bias") for name in RANKING_METRICS},
 }
 
 _PREPARE: dict[str, Callable[..., _Prepared]] = {

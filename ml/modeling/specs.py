@@ -14,10 +14,19 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-LearnerKind = Literal["xgboost", "logistic_regression", "recency_rule", "bgnbd", "group_mean"]
+LearnerKind = Literal["xgboost", "logistic_regression", "recency_rule", "bgnbd", "group_mean",
+                      "popularity", "repeat", "item_knn", "ease", "als", "two_stage"]
 BINARY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
                   "capture_top_decile", "lift_share_of_max")
 REGRESSION_METRICS = ("rmse", "mae", "normalized_gini", "calibration_error")
+# Item recommendation (ml.recommend): per-customer ranking metrics at each k, split into
+# repeat and new-to-customer items, and catalogue-level coverage, novelty, popularity bias.
+RANKING_KS = (5, 10, 20)
+RANKING_METRICS = tuple(
+    f"{metric}_at_{k}" for k in RANKING_KS
+    for metric in ("recall", "ndcg", "map", "hit_rate", "recall_repeat", "recall_new",
+                   "coverage", "novelty", "popularity_bias"))
+RANKING_LEARNERS = ("popularity", "repeat", "item_knn", "ease", "als", "two_stage")
 
 
 # ``candidate: best``: every learner is back-tested and the best on the primary metric is
@@ -76,10 +85,23 @@ class Oracle(_Strict):
     event: Literal["no_order", "order"]  # what the label is: churn = no_order
 
 
+class Recommend(_Strict):
+    """Serving rules of a ranking spec: list length, what not to show again, the holdout."""
+
+    k: int = Field(10, ge=1, le=200)
+    # an item bought in the last N days is not recommended again, unless its category is
+    # repeatable (staples are meant to be rebought)
+    exclude_bought_within_days: int = Field(30, ge=0, le=3650)
+    repeatable_categories: list[str] = Field(default_factory=list)
+    # a seeded random share of customers gets the popularity list: the measured control
+    holdout_share: float = Field(0.05, ge=0.0, le=0.5)
+    holdout_seed: int = 0
+
+
 class ModelSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,62}$")
     description: str
-    task: Literal["binary", "regression"]
+    task: Literal["binary", "regression", "ranking"]
     training_set: str = Field(pattern=r"^[A-Za-z_][\w]*\.[A-Za-z_][\w]*$")
     scoring: Scoring
     columns: Columns = Columns()
@@ -99,6 +121,7 @@ class ModelSpec(_Strict):
     max_training_rows: int = Field(300_000, ge=1_000)
     requires: list[str] = Field(default_factory=list)  # optional raw tables the model needs
     oracle: Oracle | None = None
+    recommend: Recommend | None = None  # ranking specs only
     source_path: str = ""
     spec_hash: str = ""
 
@@ -114,7 +137,15 @@ class ModelSpec(_Strict):
         if self.candidate != BEST and self.candidate not in self.learners:
             raise ValueError(f"candidate {self.candidate!r} is neither {BEST!r} nor one of "
                              f"learners {sorted(self.learners)}")
-        metrics = BINARY_METRICS if self.task == "binary" else REGRESSION_METRICS
+        metrics = {"binary": BINARY_METRICS, "regression": REGRESSION_METRICS,
+                   "ranking": RANKING_METRICS}[self.task]
+        if {learner.kind in RANKING_LEARNERS for learner in self.learners.values()} != {
+                self.task == "ranking"}:
+            raise ValueError(f"task {self.task}: learners {sorted(self.learners)} must all be "
+                             f"{'' if self.task == 'ranking' else 'non-'}ranking learners "
+                             f"({', '.join(RANKING_LEARNERS)})")
+        if (self.recommend is not None) != (self.task == "ranking"):
+            raise ValueError("a ranking spec needs a 'recommend' block; other tasks take none")
         for field_name, names in (("primary_metric", [self.primary_metric]),
                                   ("guardrails", list(self.guardrails)),
                                   ("promotion.floors", list(self.promotion.floors))):

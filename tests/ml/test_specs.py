@@ -42,7 +42,7 @@ def _write(tmp_path: Path, name: str, **changes) -> Path:
 @pytest.mark.parametrize(
     ("changes", "field", "fragment"),
     [
-        ({"task": "ranking"}, "task", "binary"),
+        ({"task": "clustering"}, "task", "binary"),
         ({"primary_metric": "accuracy"}, "(spec)", "unknown metric"),
         ({"candidate": "lightgbm"}, "(spec)", "neither 'best' nor one of learners"),
         ({"backtest__folds": 0}, "backtest.folds", "greater than or equal to 1"),
