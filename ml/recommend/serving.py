@@ -188,3 +188,14 @@ def read_recommendations(k: int | None = None, customer_id: str | None = None):
         params.append(customer_id)
     return wh.read_arrow(f"SELECT * FROM {relation} WHERE {' AND '.join(where)} "
                          "ORDER BY customer_id, rank", params, stage="recommendations").to_pandas()
+
+
+def export(out: Path, k: int | None = None) -> int:
+    """Write the newest lists (top ``k``) to ``out``: Parquet for .parquet, else CSV."""
+    frame = read_recommendations(k)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    return len(frame)
