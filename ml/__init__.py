@@ -14,5 +14,6 @@ circular import):
 - ``ml.warehouse``, ``ml.dbt``, ``ml.marts``, ``ml.registry``: the warehouse interface
   (and raw-data import), dbt invocation, what the dbt build reads and makes, the MLflow
   registry;
-- ``ml.settings``, ``ml.schema``, ``ml.assets``: settings, the raw-data contract, Asset names.
+- ``ml.settings``, ``ml.schema``, ``ml.assets``, ``ml.faults``: settings, the raw-data
+  contract, Asset names, named kill points for the fault tests.
 """

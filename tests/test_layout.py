@@ -12,7 +12,7 @@ ML = ROOT / "ml"
 
 # Lowest first; a module may import its own layer (no cycles) or any layer below.
 LAYERS = [
-    {"ml.settings", "ml.schema", "ml.assets"},
+    {"ml.settings", "ml.schema", "ml.assets", "ml.faults"},
     {"ml.warehouse", "ml.dbt", "ml.marts", "ml.registry"},
     {"ml.sim"},
     {"ml.modeling"},

@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from ml import registry
+from ml.faults import checkpoint
 from ml.modeling.learners import predict
 from ml.modeling.metrics import psi_of_counts
 from ml.modeling.specs import ModelSpec, get_spec
@@ -644,6 +645,7 @@ def score_model(model: str, as_of: str | None = None, shards: int = 1) -> dict:
     skew = check_feature_skew(model, as_of_date.isoformat())
     prepare_staging(model, as_of_date)
     results = [score_shard(model, as_of_date.isoformat(), shard, shards) for shard in range(shards)]
+    checkpoint("scoring.shards_written")
     return {**publish(model, as_of_date.isoformat(), results), "feature_skew": skew}
 
 

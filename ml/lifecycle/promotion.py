@@ -14,11 +14,19 @@ move is refused, naming both); a gate verdict must have compared the challenger 
 current champion (else the later of two racing runs would replace a champion it was never
 judged against); the alias is read back after the move. A refusal is a ledger row too
 (decision ``conflict``).
+
+The registry and the warehouse share no transaction, so a move is two writes: the alias
+first, carrying the ledger row it owes as a tag on the version it moves to, then that row.
+A promoter killed between them leaves the alias ahead of the ledger, with the row that says
+why; ``repair_alias_move`` (run by the next promote or rollback, and by ``ml status``)
+records it. The lock of a holder killed on this machine is taken over at once rather than
+after ``LOCK_TTL``.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import os
 import random
@@ -34,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml import registry
+from ml.faults import checkpoint
 from ml.lifecycle.gate import PromotionError
 from ml.lifecycle.ledger import append_ledger, ledger_row, read_ledger
 from ml.schema import arrow_schema
@@ -47,6 +56,7 @@ LOCK_COLUMNS = {"model": "VARCHAR", "holder": "VARCHAR", "expires_at": "TIMESTAM
 LOCK_TTL = timedelta(minutes=10)  # a promotion takes seconds; a dead holder's claim lapses
 LOCK_WAIT_SECONDS = 300.0
 ALIAS_MOVES = ("promoted", "rolled_back")  # the ledger decisions that move @champion
+PENDING_MOVE_TAG = "pending_ledger_row"  # on the version @champion moves to, until recorded
 
 
 class _LostRace(Exception):
@@ -135,6 +145,34 @@ def _release(model: str, holder: str) -> None:
             time.sleep(0.1)
 
 
+def _holder_is_dead(holder: str) -> bool:
+    """True for a holder on this machine whose process is gone (killed mid-promotion)."""
+    host, pid, _ = holder.rsplit(":", 2)
+    if host != socket.gethostname():
+        return False  # another machine's process: only LOCK_TTL can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
+
+
+def _release_dead_holders(model: str) -> None:
+    """Free the lock of a promoter killed on this machine, so a rerun need not wait out
+    LOCK_TTL. A reused pid only makes a dead holder look alive: then the claim lapses."""
+    wh = get_warehouse()
+    if not wh.table_exists(ML_SCHEMA, LOCK_TABLE):
+        return
+    holders = wh.query(f"SELECT holder FROM {wh.relation(ML_SCHEMA, LOCK_TABLE)} "
+                       "WHERE model = ? AND holder IS NOT NULL", [model],
+                       stage="promotion lock").column("holder").to_pylist()
+    for holder in filter(_holder_is_dead, holders):
+        log.warning("%s: the promotion lock holder %s died; releasing its claim", model, holder)
+        _release(model, holder)
+
+
 def _lock_holder(model: str) -> str:
     wh = get_warehouse()
     rows = wh.query(f"SELECT holder, expires_at FROM {wh.relation(ML_SCHEMA, LOCK_TABLE)} "
@@ -149,6 +187,7 @@ def promotion_lock(model: str, wait: float = LOCK_WAIT_SECONDS) -> Iterator[str]
     warehouse. Yields the holder's id (host:pid:nonce)."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     deadline = time.monotonic() + wait
+    _release_dead_holders(model)
     while not _claim(model, holder):
         if time.monotonic() > deadline:
             raise PromotionError(f"{model}: the promotion lock is still held after {wait:.0f}s "
@@ -208,6 +247,87 @@ def _restore_alias(model: str, version: str | None) -> None:
         registry.client().delete_registered_model_alias(model, registry.CHAMPION)
 
 
+def _clear_pending(model: str, version: str) -> None:
+    registry.client().delete_model_version_tag(model, version, PENDING_MOVE_TAG)
+
+
+def _move_alias(model: str, row: dict) -> None:
+    """Move @champion to ``row``'s version, then append ``row`` to the ledger (call under
+    the lock).
+
+    Alias first, because of what a kill between the two leaves: an alias ahead of the
+    ledger is true (the version is champion, scoring may already use it) and lacks only its
+    record, which the pending tag holds. The other order could leave a ledger row naming a
+    champion that never served, which an append-only ledger cannot take back."""
+    version = row["to_version"]
+    registry.tag_version(model, version, {PENDING_MOVE_TAG: json.dumps(row, default=str)})
+    try:
+        registry.set_alias(model, registry.CHAMPION, version)  # raises unless it reads back
+        checkpoint("promotion.alias_moved")
+        append_ledger(row)
+    except BaseException:
+        _restore_alias(model, row["from_version"])  # the alias stays where the ledger says
+        _clear_pending(model, version)
+        raise
+    checkpoint("promotion.ledger_written")
+    _clear_pending(model, version)
+
+
+def repair_alias_move(model: str) -> dict | None:
+    """Finish a move whose process died after the alias moved and before its ledger row
+    (call under the lock): append the row the pending tag holds and clear the tag. Returns
+    the recorded row, or None when there was nothing to finish.
+
+    It records the move rather than moving the alias back because the record is what is
+    missing, not the decision: the move was checked under the lock before the alias moved,
+    and from then on the version was champion (scores may carry it), so putting the alias
+    back would make the ledger deny what happened. A tag whose ``from_version`` is not the
+    ledger's last move is not finished: the alias moved again outside the ledger, a conflict
+    for a person. A kill after the ledger row leaves only the tag, which is cleared."""
+    alias = registry.version_by_alias(model, registry.CHAMPION)
+    if alias is None or PENDING_MOVE_TAG not in alias.tags:
+        return None
+    version, recorded = str(alias.version), _ledger_champion(model)
+    if recorded == version:
+        _clear_pending(model, version)
+        return None
+    row = json.loads(alias.tags[PENDING_MOVE_TAG])
+    if row["to_version"] != version or row["from_version"] != recorded:
+        return None
+    row["decided_at"] = datetime.fromisoformat(row["decided_at"])
+    row["reason"] = (f"{row['reason']} [recorded by repair: the {row['decision']} run died "
+                     "after moving @champion, before this row]")
+    append_ledger(row)
+    _clear_pending(model, version)
+    log.warning("%s: @champion was moved to v%s but its ledger row was missing (the run died "
+                "in between); recorded it from the registry", model, version)
+    return row
+
+
+def champion_check(model: str, wait: float = 10.0) -> str | None:
+    """For ``ml status``: None when @champion is where the ledger's last move left it;
+    else what was repaired (a half-done move, see ``repair_alias_move``) or what is wrong.
+    Takes the lock only when something looks off, so a status stays a read."""
+    alias = registry.version_by_alias(model, registry.CHAMPION)
+    if (str(alias.version) if alias else None) == _ledger_champion(model) and (
+            alias is None or PENDING_MOVE_TAG not in alias.tags):
+        return None
+    try:
+        with promotion_lock(model, wait):
+            repaired = repair_alias_move(model)
+            alias = registry.version_by_alias(model, registry.CHAMPION)
+            current, recorded = (str(alias.version) if alias else None), _ledger_champion(model)
+    except PromotionError as exc:  # the lock is held: a promotion is under way
+        return f"not checked: {exc}"
+    if repaired:
+        return (f"repaired: the {repaired['decision']} to v{repaired['to_version']} died after "
+                "moving @champion; its ledger row is now recorded")
+    if current != recorded:
+        return (f"@champion is {_named(current)} but the ledger's last move left "
+                f"{_named(recorded)}: moved outside promote/rollback")
+    return None
+
+
 def promote(model: str, version: str, actor: str, mode: str, reason: str,
             verdict: dict | None = None, run_id: str | None = None) -> dict:
     """Move @champion to ``version`` and record it, holding the model's lock.
@@ -217,6 +337,10 @@ def promote(model: str, version: str, actor: str, mode: str, reason: str,
     current one: of two racing runs gated against one champion, only the first promotes."""
     version = str(version)
     with promotion_lock(model):
+        repaired = repair_alias_move(model)
+        if repaired and repaired["to_version"] == version and repaired["decision"] == "promoted":
+            return {"model": model, "from_version": repaired["from_version"],
+                    "to_version": version, "repaired": True}  # a rerun of the killed promotion
         from_version = _checked_champion(model, version, mode, actor, run_id)
         if from_version == version:
             raise PromotionError(f"{model} v{version} is already the champion")
@@ -229,13 +353,8 @@ def promote(model: str, version: str, actor: str, mode: str, reason: str,
                         f"champion is now {_named(from_version)}: retrain to compare with it",
                         verdict, run_id)
         registry.client().get_model_version(model, version)  # exists, or MLflow raises
-        registry.set_alias(model, registry.CHAMPION, version)  # raises unless it reads back
-        try:
-            append_ledger(ledger_row(model, from_version, version, "promoted", mode, reason,
-                                     actor, verdict, run_id))
-        except BaseException:
-            _restore_alias(model, from_version)  # the alias stays where the ledger says
-            raise
+        _move_alias(model, ledger_row(model, from_version, version, "promoted", mode, reason,
+                                      actor, verdict, run_id))
         registry.tag_version(model, version, {"promoted_by": actor, "promotion_mode": mode})
     return {"model": model, "from_version": from_version, "to_version": version}
 
@@ -251,6 +370,7 @@ def record_decision(model: str, version: str, decision: str, mode: str, reason: 
 def rollback(model: str, actor: str, reason: str = "rollback requested") -> dict:
     """Restore the champion that the current one replaced (from the ledger), in one action."""
     with promotion_lock(model):
+        repair_alias_move(model)
         current = _checked_champion(model, None, "manual", actor)
         if current is None:
             raise PromotionError(f"{model} has no champion to roll back")
@@ -261,12 +381,7 @@ def rollback(model: str, actor: str, reason: str = "rollback requested") -> dict
             raise PromotionError(f"{model} v{current} has no previous champion in the "
                                  "ledger to roll back to")
         target = str(promoted.iloc[-1]["from_version"])
-        registry.set_alias(model, registry.CHAMPION, target)
-        try:
-            append_ledger(ledger_row(model, current, target, "rolled_back", "manual", reason,
-                                     actor))
-        except BaseException:
-            _restore_alias(model, current)
-            raise
+        _move_alias(model, ledger_row(model, current, target, "rolled_back", "manual", reason,
+                                      actor))
         registry.tag_version(model, current, {"rolled_back_by": actor})
     return {"model": model, "from_version": current, "to_version": target}

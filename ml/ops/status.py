@@ -9,6 +9,7 @@ from __future__ import annotations
 from ml import registry
 from ml.decisions.campaign import missing_churn_scores
 from ml.lifecycle.ledger import read_ledger
+from ml.lifecycle.promotion import champion_check
 from ml.modeling.specs import load_specs
 from ml.warehouse import get_warehouse
 
@@ -45,10 +46,13 @@ def _no_champion_reason(last: dict | None) -> str:
 
 def platform_status() -> dict:
     """Stable, JSON-able: {"models": {name: {...}}, "tables": {schema.table: rows},
-    "campaign_blocked_by": reason or None}."""
+    "campaign_blocked_by": reason or None}. A model's ``champion_check`` is None when
+    @champion is where the ledger says, else what was repaired (a promotion killed between
+    the alias and its ledger row) or what is wrong."""
     models = {}
     known = set(registry.registered_models())
     for name in load_specs():
+        check = champion_check(name) if name in known else None  # may repair the ledger
         ledger = read_ledger(name)
         last = ledger.iloc[-1].to_dict() if len(ledger) else None
         if last:
@@ -61,6 +65,7 @@ def platform_status() -> dict:
             "challenger": _version_info(name, registry.CHALLENGER) if name in known else None,
             "last_decision": last,
             "no_champion_reason": None if champion else _no_champion_reason(last),
+            "champion_check": check,
         }
     return {"models": models, "tables": _table_counts(),
             "campaign_blocked_by": missing_churn_scores()}

@@ -103,6 +103,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from ml.faults import checkpoint
 from ml.schema import ITEM_ORACLE_TABLE, ORACLE_TABLE, RAW_TABLES, REQUIRED_TABLES
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA, get_settings
 from ml.warehouse import DuckDBWarehouse, Warehouse, connect, get_warehouse, qualified
@@ -872,6 +873,7 @@ def _write_all(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> list[st
             if _exists(con, EVAL_SCHEMA, oracle):
                 con.execute(f"DROP TABLE {qualified(EVAL_SCHEMA, oracle)}")
                 dropped.append(f"{EVAL_SCHEMA}.{oracle}")
+        checkpoint("import.tables_written")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
