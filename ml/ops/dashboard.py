@@ -63,6 +63,10 @@ def _text(value) -> str:
     return str(value)
 
 
+def _when(value) -> str:
+    return f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
+
+
 def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
     frame = frame[columns] if columns else frame
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
@@ -197,15 +201,15 @@ def freshness_section() -> Section:
     if runs is not None:
         for model, rows in runs.groupby("model_name"):
             last = rows.sort_values("scored_at").iloc[-1]
-            facts.append((f"{model} last scored", f"{last['scored_at']:%Y-%m-%d %H:%M} UTC "
-                                                  f"(as of {last['as_of_date']})"))
+            facts.append((f"{model} last scored",
+                          f"{_when(last['scored_at'])} (as of {last['as_of_date']})"))
     plan = _read(ML_SCHEMA, "campaign_summary", "ORDER BY planned_at DESC LIMIT 1")
     if plan is not None and len(plan):
-        facts.append(("campaign planned", f"{plan['planned_at'].iloc[0]:%Y-%m-%d %H:%M} UTC"))
+        facts.append(("campaign planned", _when(plan["planned_at"].iloc[0])))
     ledger = _read(ML_SCHEMA, "promotion_ledger", "ORDER BY decided_at DESC LIMIT 1")
     if ledger is not None and len(ledger):
         facts.append(("last promotion decision",
-                      f"{ledger['decided_at'].iloc[0]:%Y-%m-%d %H:%M} UTC "
+                      f"{_when(ledger['decided_at'].iloc[0])} "
                       f"({ledger['model'].iloc[0]}: {ledger['decision'].iloc[0]})"))
     if not facts:
         return _empty("freshness", title, "no data yet: run `ml generate` or `ml import`, "
