@@ -223,6 +223,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         table.add_row(name, champion.get("version", "-"), challenger.get("version", "-"), metric,
                       decision)
     console.print(table)
+    for name, info in state["models"].items():
+        if info["champion_check"]:
+            console.print(f"{name}: @champion: {info['champion_check']}")
     if state["campaign_blocked_by"]:
         console.print(f"campaign: cannot be planned: {state['campaign_blocked_by']}")
     rows = Table("table", "rows", title="Warehouse")
