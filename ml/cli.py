@@ -223,9 +223,6 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         table.add_row(name, champion.get("version", "-"), challenger.get("version", "-"), metric,
                       decision)
     console.print(table)
-    for name, info in state["models"].items():
-        if info["champion_check"]:
-            console.print(f"{name}: @champion: {info['champion_check']}")
     if state["campaign_blocked_by"]:
         console.print(f"campaign: cannot be planned: {state['campaign_blocked_by']}")
     rows = Table("table", "rows", title="Warehouse")
@@ -488,3 +485,81 @@ def export_targets(
     from ml.decisions.campaign import read_targets
 
     _write_export(read_targets(date.fromisoformat(as_of) if as_of else None), out)
+
+
+@export_app.command("recommendations")
+def export_recommendations(
+    out: Annotated[str, typer.Option(help="Output file (.csv or .parquet).")],
+    k: Annotated[int | None, typer.Option(min=1, help="Top k per customer (default: all).")] = None,
+) -> None:
+    """The newest served recommendation lists (customer, as_of, rank, item, score, version)."""
+    from ml.recommend.serving import ServingError, read_recommendations
+
+    try:
+        frame = read_recommendations(k)
+    except ServingError as exc:
+        _fail(str(exc))
+    _write_export(frame, out)
+
+
+recommendations_app = typer.Typer(help="Item recommendations: train (back-test, gate) and serve.",
+                                  no_args_is_help=True)
+app.add_typer(recommendations_app, name="recommendations")
+
+
+@recommendations_app.command("train")
+def recommendations_train(
+    mode: Annotated[str, typer.Option(help="auto, manual or dry_run.")] = "auto",
+    folds: Annotated[int | None, typer.Option(min=1, max=12, help="Back-test cutoffs.")] = None,
+) -> None:
+    """Back-test every recommender, register the best, run the promotion gate."""
+    from ml.recommend.train import train_and_gate
+
+    result = train_and_gate(mode=mode, folds=folds)
+    for name, value in result["recall_at_10"].items():
+        console.print(f"{name:<12} recall@10 {value:.4f}")
+    console.print(f"registered v{result['version']} ({result['candidate']}): "
+                  f"{result['decision']}: {result['reason']}")
+
+
+@recommendations_app.command("serve")
+def recommendations_serve(
+    k: Annotated[int | None, typer.Option(min=1, help="List length (default: the spec's).")] = None,
+) -> None:
+    """Write the champion's top-k for every customer into ml.recommendations."""
+    from ml.recommend.serving import ServingError, serve
+    from ml.recommend.train import get_ranking_spec
+
+    try:
+        result = serve(get_ranking_spec(), k=k)
+    except ServingError as exc:
+        _fail(str(exc))
+    console.print(f"{result['rows']:,} recommendations for {result['customers']:,} customers "
+                  f"as of {result['as_of']} (v{result['version']})")
+
+
+@app.command()
+def recommend(customer: Annotated[str, typer.Option(help="Customer id.")]) -> None:
+    """A customer's purchase history next to their recommendations, and why."""
+    from rich.table import Table
+
+    from ml.recommend.serving import ServingError, explain
+    from ml.recommend.train import get_ranking_spec
+
+    try:
+        shown = explain(get_ranking_spec(), customer)
+    except ServingError as exc:
+        _fail(str(exc))
+    history = Table(title=f"{customer}: purchases before {shown['as_of']}")
+    for column in ("product_id", "orders", "days_since_last"):
+        history.add_column(column)
+    for item in shown["history"][:20]:
+        history.add_row(item["product_id"], str(item["orders"]), str(item["days_since_last"]))
+    served = Table(title=f"recommended ({shown['source'] or 'none served'}, "
+                         f"v{shown['model_version']})")
+    for column in ("rank", "product_id", "score", "why"):
+        served.add_column(column)
+    for item in shown["recommendations"]:
+        served.add_row(str(item["rank"]), item["product_id"], f"{item['score']:.4f}",
+                       shown["why"][item["product_id"]])
+    console.print(history, served)
