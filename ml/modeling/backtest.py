@@ -14,38 +14,24 @@ import numpy as np
 import pandas as pd
 
 from ml.modeling import metrics as m
+from ml.modeling.folds import Fold, plan_folds
 from ml.modeling.learners import build_pipeline, predict
 from ml.modeling.specs import BEST, Learner, ModelSpec
-from ml.modeling.training_data import TrainingDataError, TrainingSet
+from ml.modeling.training_data import NoMaturedLabels, TrainingSet, UntrainableHistory
+from ml.modeling.tuning import TuningRecord, tune
 
-
-@dataclass(frozen=True)
-class Fold:
-    index: int
-    as_of: pd.Timestamp
-    train_rows: np.ndarray  # positional indices into the frame
-    test_rows: np.ndarray
-
-
-def plan_folds(as_of: pd.Series, matured_on: pd.Series, k: int) -> list[Fold]:
-    """The ``k`` latest snapshots as test folds, oldest first; folds with no matured
-    training rows are left out."""
-    as_of = pd.to_datetime(as_of).to_numpy()
-    matured_on = pd.to_datetime(matured_on).to_numpy()
-    folds = []
-    for fold_date in np.unique(as_of)[-k:]:
-        train = np.flatnonzero(matured_on <= fold_date)
-        if len(train):
-            folds.append(Fold(len(folds), pd.Timestamp(fold_date), train,
-                              np.flatnonzero(as_of == fold_date)))
-    return folds
+__all__ = ["BacktestResult", "Fold", "choose_candidate", "gains_over", "plan_folds",
+           "run_backtest", "task_metrics"]
 
 
 @dataclass
 class BacktestResult:
     predictions: pd.DataFrame  # fold, as_of, id, y, one column per learner
     fold_metrics: pd.DataFrame  # fold, as_of, learner, metric, value
-    fit_seconds: dict[str, float] = field(default_factory=dict)
+    fit_seconds: dict[str, float] = field(default_factory=dict)  # tuning not included
+    predict_seconds: dict[str, float] = field(default_factory=dict)
+    tuning: dict[str, list[TuningRecord]] = field(default_factory=dict)  # per tuned learner
+    latest_models: dict[str, object] = field(default_factory=dict)  # fitted on the last fold
 
     def summary(self) -> pd.DataFrame:
         """Mean and std over folds, one row per (learner, metric)."""
@@ -70,7 +56,7 @@ def run_backtest(spec: ModelSpec, data: TrainingSet, learners: dict[str, Learner
                       folds or spec.backtest.folds)
     if not plan:
         dates = frame[cols.as_of]
-        raise TrainingDataError(
+        raise NoMaturedLabels(
             f"model {spec.name}, relation {spec.training_set}: no back-test fold has matured "
             f"training data (snapshots {dates.min():%Y-%m-%d}..{dates.max():%Y-%m-%d}, horizon "
             f"{spec.horizon_days} days). A fold needs at least {spec.horizon_days} days of "
@@ -79,7 +65,9 @@ def run_backtest(spec: ModelSpec, data: TrainingSet, learners: dict[str, Learner
     X = frame[data.features]
     y = frame[cols.label].to_numpy(dtype=float)
     parts, rows = [], []
-    fit_seconds = dict.fromkeys(learners, 0.0)
+    fit_seconds, predict_seconds = dict.fromkeys(learners, 0.0), dict.fromkeys(learners, 0.0)
+    tuning: dict[str, list[TuningRecord]] = {}
+    latest_models: dict[str, object] = {}
     for fold in plan:
         test = frame.iloc[fold.test_rows]
         part = pd.DataFrame({"fold": fold.index, "as_of": fold.as_of,
@@ -88,12 +76,18 @@ def run_backtest(spec: ModelSpec, data: TrainingSet, learners: dict[str, Learner
         if spec.task == "binary" and len(np.unique(y_train)) < 2:
             continue
         for name, learner in learners.items():
+            if learner.tuning is not None:  # on this fold's own past only
+                learner, record = tune(spec, data, learner, before=fold.as_of)
+                tuning.setdefault(name, []).append(record)
             model = build_pipeline(learner, spec.task, data.numeric, data.categorical,
                                    spec.horizon_days)
             started = time.perf_counter()
             model.fit(X.iloc[fold.train_rows], y_train)
             fit_seconds[name] += time.perf_counter() - started
+            started = time.perf_counter()
             part[name] = predict(model, X.iloc[fold.test_rows], spec.task)
+            predict_seconds[name] += time.perf_counter() - started
+            latest_models[name] = model
             if spec.task == "binary" and len(np.unique(part["y"])) < 2:
                 continue
             for metric, value in task_metrics(spec.task, part["y"].to_numpy(),
@@ -101,12 +95,13 @@ def run_backtest(spec: ModelSpec, data: TrainingSet, learners: dict[str, Learner
                 rows.append((fold.index, fold.as_of, name, metric, value))
         parts.append(part)
     if not rows:
-        raise TrainingDataError(f"model {spec.name}, relation {spec.training_set}: every "
+        raise UntrainableHistory(f"model {spec.name}, relation {spec.training_set}: every "
                                 "back-test fold had a single class; load more history")
     return BacktestResult(
         predictions=pd.concat(parts, ignore_index=True),
         fold_metrics=pd.DataFrame(rows, columns=["fold", "as_of", "learner", "metric", "value"]),
-        fit_seconds=fit_seconds,
+        fit_seconds=fit_seconds, predict_seconds=predict_seconds, tuning=tuning,
+        latest_models=latest_models,
     )
 
 

@@ -18,11 +18,14 @@ from ml.modeling.specs import ModelSpec
 from ml.modeling.training_data import TrainingSet
 
 PIP_PACKAGES = ("scikit-learn", "xgboost", "pandas", "numpy", "scipy", "pyarrow")
+LEARNER_PACKAGES = {"lightgbm": ("lightgbm",), "catboost": ("catboost",),
+                    "flaml": ("flaml", "lightgbm")}  # what loading the pipeline needs besides
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(kind: str | None = None) -> list[str]:
     """Pinned from this environment (MLflow's own inference takes ~30 s per model)."""
-    return [f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in PIP_PACKAGES] + [
+    packages = PIP_PACKAGES + LEARNER_PACKAGES.get(kind, ())
+    return [f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in packages] + [
         f"customer-ml-platform=={importlib.metadata.version('customer-ml-platform')}"]
 
 
@@ -186,7 +189,7 @@ Lineage: data `{card['lineage']['data_fingerprint']}`, git `{card['lineage']['gi
 dbt manifest `{card['lineage']['dbt_manifest_hash']}`, spec `{card['lineage']['spec_hash']}`.
 
 **Learner.** `{spec.candidate}` ({spec.learners[spec.candidate].kind}) on {len(card['features'])} features.{chosen}
-Features unavailable in this data (source table absent): {unavailable}.
+Features unavailable in this data (source table absent, or null in every training row): {unavailable}.
 
 ## Back-test ({card['folds']} out-of-time folds, mean ± std)
 {_metrics_markdown(summary, metrics)}
@@ -294,9 +297,12 @@ def log_training_run(spec: ModelSpec, data: TrainingSet, result: BacktestResult,
     (tmp / "report.html").write_text(html_report(spec, card, markdown, plots))
     (tmp / "model_card.md").write_text(markdown)
     (tmp / "backtest_summary.json").write_text(json.dumps(card, default=str, indent=1))
+    learner = spec.learners[spec.candidate]
     (tmp / "recipe.json").write_text(json.dumps({
-        "kind": spec.learners[spec.candidate].kind, "params": spec.learners[spec.candidate].params,
-        "features": data.features}))
+        "kind": learner.kind, "params": learner.params, "features": data.features,
+        "tuning": learner.tuning.model_dump() if learner.tuning else None}))
+    tuning = evidence.get("tuning") or {}
+    (tmp / "tuning.json").write_text(json.dumps(tuning, default=str, indent=1))
     result.predictions.to_parquet(tmp / "backtest_predictions.parquet", index=False)
 
     with mlflow.start_run(experiment_id=registry.experiment_id(spec.name),
@@ -315,6 +321,13 @@ def log_training_run(spec: ModelSpec, data: TrainingSet, result: BacktestResult,
                             for metric, stats in values.items() for stat, value in stats.items()})
         mlflow.log_metrics({f"gain_vs_{b}.{k}": v for b, g in evidence["gains"].items()
                             for k, v in g.items() if k in ("gain", "low", "high")})
+        final_search = tuning.get(spec.candidate, {}).get("final")
+        if final_search:  # the registered model's searched parameters and the search's size
+            mlflow.log_params({f"{spec.candidate}.tuned.{k}": v
+                               for k, v in final_search["best_params"].items()})
+            mlflow.log_metrics({"tuning.trials": final_search["trials"],
+                                "tuning.fold_trials": sum(
+                                    f["trials"] for f in tuning[spec.candidate]["folds"])})
         for fold, part in result.fold_metrics.groupby("fold"):
             as_of = part["as_of"].iloc[0]
             with mlflow.start_run(run_name=f"fold-{fold}-{as_of:%Y-%m-%d}", nested=True,
@@ -323,14 +336,15 @@ def log_training_run(spec: ModelSpec, data: TrainingSet, result: BacktestResult,
                 mlflow.log_metrics({f"{r.learner}.{r.metric}": r.value for r in part.itertuples()})
         for path in [*plots, tmp / "report.html", tmp / "model_card.md"]:
             mlflow.log_artifact(str(path), artifact_path="report" if path.suffix != ".png" else "plots")
-        for name in ("backtest_summary.json", "recipe.json", "backtest_predictions.parquet"):
+        for name in ("backtest_summary.json", "recipe.json", "tuning.json",
+                     "backtest_predictions.parquet"):
             mlflow.log_artifact(str(tmp / name))
         example = X.head(5)
         info = mlflow.sklearn.log_model(
             final_model, name="model", serialization_format="cloudpickle",
             signature=infer_signature(example, final_model.predict_proba(example)[:, 1]
                                       if spec.task == "binary" else final_model.predict(example)),
-            input_example=example, pip_requirements=pip_requirements(),
+            input_example=example, pip_requirements=pip_requirements(learner.kind),
             registered_model_name=spec.name)
         version = str(info.registered_model_version)
     registry.set_alias(spec.name, registry.CHALLENGER, version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,8 @@ import pandas as pd
 
 from ml.modeling.specs import ModelSpec
 from ml.warehouse import get_warehouse, split_name
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDataError(ValueError):
@@ -21,7 +24,12 @@ class ModelNotApplicable(RuntimeError):
     matured yet): the training DAG records the reason and skips, rather than fails."""
 
 
-class NoMaturedLabels(TrainingDataError, ModelNotApplicable):
+class UntrainableHistory(TrainingDataError, ModelNotApplicable):
+    """This history cannot train the model (every label one class, no fold with matured
+    training data): a skip with the reason, not a failure."""
+
+
+class NoMaturedLabels(UntrainableHistory):
     """The history is shorter than the label horizon, so no training row exists: a skip
     (with the reason) until more history is loaded, not a failure."""
 
@@ -119,16 +127,23 @@ def load_training_set(spec: ModelSpec, unavailable: list[str] | None = None) -> 
     if spec.task == "binary":
         classes = sorted(df[cols.label].unique().tolist())
         if len(classes) < 2:
-            raise TrainingDataError(
+            raise UntrainableHistory(
                 f"{where}: column '{cols.label}' has one class only ({classes[0]!r} in all "
                 f"{len(df)} rows); a classifier needs both")
     unavailable = [c for c in (unavailable or []) if c in df.columns]
     numeric, categorical = feature_columns(spec, df.columns.drop(unavailable), df.dtypes)
+    # A feature null in every row (a 90-day trend on a shorter history, say) carries
+    # nothing: it is left out and listed as unavailable on the model card.
     all_null = [c for c in numeric + categorical if df[c].isna().all()]
     if all_null:
-        raise TrainingDataError(
-            f"{where}: feature column(s) {all_null} are null in all {len(df)} rows; fix the "
-            f"dbt model or exclude them in {spec.source_path}")
+        log.warning("%s: feature column(s) %s are null in all %d rows; trained without them",
+                    where, all_null, len(df))
+        numeric = [c for c in numeric if c not in all_null]
+        categorical = [c for c in categorical if c not in all_null]
+        unavailable = [*unavailable, *all_null]
+    if not numeric + categorical:
+        raise TrainingDataError(f"{where}: no feature column has a value; the relation has "
+                                f"{list(df.columns)}")
     source_rows = len(df)
     sampled = source_rows > spec.max_training_rows
     if sampled:
