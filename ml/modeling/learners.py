@@ -11,15 +11,134 @@ import os
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from ml.modeling.specs import Learner
 
 RANDOM_STATE = 17
+DEVICES = ("cpu", "cuda")
+MISSING_CATEGORY = "missing"
+
+
+def training_threads() -> int:
+    """``ML_N_JOBS``: one thread by default, because on a 2-core box shared with the
+    scheduler more threads thrash."""
+    return int(os.environ.get("ML_N_JOBS", "1"))
+
+
+def training_device() -> str:
+    """``ML_DEVICE``: ``cuda`` asks XGBoost and LightGBM to train on the GPU (LightGBM needs
+    a CUDA build for it); ``cpu`` (the default) everywhere else."""
+    device = os.environ.get("ML_DEVICE", "cpu").strip().lower() or "cpu"
+    if device not in DEVICES:
+        raise ValueError(f"ML_DEVICE={device!r}: choose one of {', '.join(DEVICES)}")
+    return device
+
+
+class CategoricalFrame(TransformerMixin, BaseEstimator):
+    """The feature frame as the GBM libraries take it natively: numeric columns as float64,
+    categorical columns as pandas ``category`` with the categories seen in training
+    (an unseen value becomes unknown). LightGBM and HistGradientBoosting read unknowns as
+    missing; CatBoost refuses missing categories, so ``fill`` names a category for them."""
+
+    def __init__(self, numeric: list[str], categorical: list[str], fill: str | None = None):
+        self.numeric = numeric
+        self.categorical = categorical
+        self.fill = fill
+
+    def fit(self, X: pd.DataFrame, y=None):
+        self.categories_ = {}
+        for column in self.categorical:
+            seen = pd.Series(X[column]).dropna().astype(str).unique().tolist()
+            self.categories_[column] = sorted(set(seen) | ({self.fill} if self.fill else set()))
+        self.feature_names_in_ = np.array(self.numeric + self.categorical, dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        out = {c: pd.to_numeric(X[c], errors="coerce").astype("float64") for c in self.numeric}
+        for column, categories in self.categories_.items():
+            values = pd.Series(X[column], index=X.index)
+            values = values.where(values.isna(), values.astype(str))
+            codes = pd.Categorical(values, categories=categories)
+            if self.fill:
+                codes = codes.fillna(self.fill)
+            out[column] = codes
+        return pd.DataFrame(out, index=X.index)[self.numeric + self.categorical]
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return self.feature_names_in_
+
+
+class _ThreadBound:
+    """HistGradientBoosting has no thread setting of its own (OpenMP takes every core):
+    fit within ``ML_N_JOBS`` threads like the other learners."""
+
+    def fit(self, X, y, **fit_params):
+        with threadpool_limits(limits=training_threads(), user_api="openmp"):
+            return super().fit(X, y, **fit_params)
+
+
+class ThreadBoundHGBClassifier(_ThreadBound, HistGradientBoostingClassifier):
+    pass
+
+
+class ThreadBoundHGBRegressor(_ThreadBound, HistGradientBoostingRegressor):
+    pass
+
+
+class AutoMLEstimator(BaseEstimator):
+    """FLAML's time-boxed AutoML as one estimator: what a user would pick instead of a
+    recipe. Within each fit FLAML searches ``estimator_list`` for ``time_budget`` seconds,
+    validating on the latest rows (the back-test hands rows over in time order), then
+    refits the best configuration on all of them."""
+
+    def __init__(self, time_budget: float = 20.0,
+                 estimator_list: tuple[str, ...] = ("lgbm", "xgboost", "rf", "extra_tree"),
+                 metric: str | None = None):
+        self.time_budget = time_budget
+        self.estimator_list = estimator_list
+        self.metric = metric
+
+    _flaml_task = ""
+    _default_metric = ""
+
+    def fit(self, X: pd.DataFrame, y):
+        from flaml import AutoML
+
+        self.automl_ = AutoML()
+        self.automl_.fit(X, np.asarray(y), task=self._flaml_task,
+                         metric=self.metric or self._default_metric,
+                         time_budget=self.time_budget, estimator_list=list(self.estimator_list),
+                         eval_method="holdout", split_type="time", n_jobs=training_threads(),
+                         seed=RANDOM_STATE, verbose=0, mlflow_logging=False, log_file_name="")
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.automl_.predict(X))
+
+
+class AutoMLClassifier(ClassifierMixin, AutoMLEstimator):
+    _flaml_task = "classification"
+    _default_metric = "roc_auc"
+
+    def fit(self, X: pd.DataFrame, y):
+        super().fit(X, y)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.automl_.predict_proba(X)
+
+
+class AutoMLRegressor(RegressorMixin, AutoMLEstimator):
+    _flaml_task = "regression"
+    _default_metric = "rmse"
 
 
 def _categorical_encoder() -> Pipeline:
@@ -95,13 +214,38 @@ def build_pipeline(learner: Learner, task: str, numeric: list[str], categorical:
     if learner.kind == "xgboost":
         from xgboost import XGBClassifier, XGBRegressor
 
-        # One thread by default: on a 2-core box shared with the scheduler, more threads thrash.
-        common = {"tree_method": "hist", "n_jobs": int(os.environ.get("ML_N_JOBS", "1")),
-                  "random_state": RANDOM_STATE}
+        common = {"tree_method": "hist", "n_jobs": training_threads(),
+                  "random_state": RANDOM_STATE, "device": training_device()}
         estimator = (XGBClassifier(eval_metric="logloss", **common, **params) if task == "binary"
                      else XGBRegressor(**{"objective": "reg:tweedie", **common, **params}))
         return Pipeline([("prep", _preprocessor(numeric, categorical, scale=False)),
                          ("model", estimator)])
+    if learner.kind == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        common = {"n_jobs": training_threads(), "random_state": RANDOM_STATE, "verbose": -1,
+                  "device_type": training_device()}
+        estimator = (LGBMClassifier(**common, **params) if task == "binary"
+                     else LGBMRegressor(**{"objective": "tweedie", **common, **params}))
+        return Pipeline([("prep", CategoricalFrame(numeric, categorical)), ("model", estimator)])
+    if learner.kind == "catboost":
+        from catboost import CatBoostClassifier, CatBoostRegressor
+
+        common = {"thread_count": training_threads(), "random_seed": RANDOM_STATE, "verbose": 0,
+                  "allow_writing_files": False, "cat_features": list(categorical)}
+        estimator = (CatBoostClassifier(**common, **params) if task == "binary"
+                     else CatBoostRegressor(**{"loss_function": "Tweedie:variance_power=1.5",
+                                               **common, **params}))
+        return Pipeline([("prep", CategoricalFrame(numeric, categorical, fill=MISSING_CATEGORY)),
+                         ("model", estimator)])
+    if learner.kind == "hist_gradient_boosting":
+        common = {"categorical_features": "from_dtype", "random_state": RANDOM_STATE}
+        estimator = (ThreadBoundHGBClassifier(**common, **params) if task == "binary"
+                     else ThreadBoundHGBRegressor(**{"loss": "poisson", **common, **params}))
+        return Pipeline([("prep", CategoricalFrame(numeric, categorical)), ("model", estimator)])
+    if learner.kind == "flaml":
+        estimator = AutoMLClassifier(**params) if task == "binary" else AutoMLRegressor(**params)
+        return Pipeline([("prep", CategoricalFrame(numeric, categorical)), ("model", estimator)])
     if learner.kind == "logistic_regression":
         from sklearn.linear_model import LogisticRegression
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 LearnerKind = Literal["xgboost", "logistic_regression", "recency_rule", "bgnbd", "group_mean",
+                      "lightgbm", "catboost", "hist_gradient_boosting", "flaml",
                       "popularity", "repeat", "item_knn", "ease", "als", "two_stage"]
 BINARY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
                   "capture_top_decile", "lift_share_of_max")
@@ -61,9 +62,55 @@ class Features(_Strict):
     exclude: list[str] = Field(default_factory=list)
 
 
+class SearchDimension(_Strict):
+    """One hyper-parameter's range for the tuner: ``int`` and ``float`` take ``low``/``high``
+    (``log`` for a log-uniform scale), ``categorical`` takes ``choices``."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[str | int | float | bool] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs a non-empty 'choices' list")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"an {self.type} dimension needs low < high; got low={self.low}, "
+                             f"high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scale dimension needs low > 0; got low={self.low}")
+        if self.type == "int" and not (float(self.low).is_integer()
+                                       and float(self.high).is_integer()):
+            raise ValueError(f"an int dimension needs whole bounds; got {self.low}..{self.high}")
+        return self
+
+
+class Tuning(_Strict):
+    """Optuna search per back-test fold, on that fold's own past only (nested rolling: see
+    ``ml.modeling.tuning``). ``inner_folds`` latest matured snapshots before the fold are the
+    tuner's validation folds; a search stops at ``trials`` or ``timeout_seconds``."""
+
+    trials: int = Field(20, ge=1, le=1000)
+    timeout_seconds: float | None = Field(None, gt=0)
+    inner_folds: int = Field(1, ge=1, le=6)
+    space: dict[str, SearchDimension]
+
+    @field_validator("space")
+    @classmethod
+    def _not_empty(cls, space: dict[str, SearchDimension]) -> dict[str, SearchDimension]:
+        if not space:
+            raise ValueError("a tuning space needs at least one parameter")
+        return space
+
+
 class Learner(_Strict):
     kind: LearnerKind
     params: dict = Field(default_factory=dict)
+    tuning: Tuning | None = None
 
 
 class Backtest(_Strict):

@@ -29,6 +29,7 @@ from ml.modeling.training_data import (
     load_training_set,
     read_relation,
 )
+from ml.modeling.tuning import tune
 from ml.schema import ORACLE_HORIZONS, oracle_column
 from ml.settings import REPO_ROOT, get_settings
 from ml.warehouse import get_warehouse, split_name
@@ -92,7 +93,7 @@ def _add_reference(result: BacktestResult, spec: ModelSpec, name: str, other: Ba
     result.fold_metrics = pd.concat([result.fold_metrics, rows], ignore_index=True)
 
 
-def _add_oracle(result: BacktestResult, spec: ModelSpec) -> str | None:
+def add_oracle(result: BacktestResult, spec: ModelSpec) -> str | None:
     """Join the simulator's true probabilities for the spec's horizon (synthetic data only)
     as a ceiling. Returns why there is no oracle, or None when it was added."""
     if spec.oracle is None:
@@ -187,17 +188,20 @@ def evaluate(spec: ModelSpec, data: TrainingSet,
         restricted = _restricted(data, champion["features"])
         if restricted is not None:
             with timer.stage("backtest_champion"):
-                recipe = Learner(kind=champion["kind"], params=champion["params"])
+                recipe = Learner(kind=champion["kind"], params=champion["params"],
+                                 tuning=champion.get("tuning"))
                 other = run_backtest(spec.model_copy(update={"learners": {spec.candidate: recipe}}),
                                      restricted, {spec.candidate: recipe})
             _add_reference(result, spec, CHAMPION_RECIPE, other)
         champion_info = {"version": champion["version"], "comparable": restricted is not None}
-    no_oracle = _add_oracle(result, spec)
+    no_oracle = add_oracle(result, spec)
     with timer.stage("bootstrap"):
         gains = gains_over(result, spec, spec.candidate, [*spec.baselines, CHAMPION_RECIPE])
+    tuning = {name: {"folds": [record.summary(data, spec) for record in records]}
+              for name, records in result.tuning.items()}
     return spec, result, {"champion": champion_info, "oracle": no_oracle is None,
                           "oracle_note": no_oracle, "gains": gains,
-                          "selection": selection}
+                          "selection": selection, "tuning": tuning}
 
 
 def train_model(name: str, learners: list[str] | None = None, folds: int | None = None,
@@ -222,7 +226,11 @@ def train_model(name: str, learners: list[str] | None = None, folds: int | None 
         data = load_training_set(spec, unavailable=unavailable)
     spec, result, evidence = evaluate(spec, data, timer)
     with timer.stage("final_fit"):
-        final = build_pipeline(spec.learners[spec.candidate], spec.task, data.numeric,
+        learner = spec.learners[spec.candidate]
+        if learner.tuning is not None:  # searched on the whole history, nested like the folds
+            learner, record = tune(spec, data, learner, before=None)
+            evidence["tuning"].setdefault(spec.candidate, {})["final"] = record.summary(data, spec)
+        final = build_pipeline(learner, spec.task, data.numeric,
                                data.categorical, spec.horizon_days)
         final.fit(data.frame[data.features], data.frame[spec.columns.label].to_numpy(dtype=float))
     lineage = {

@@ -46,7 +46,7 @@ def _write(tmp_path: Path, name: str, **changes) -> Path:
         ({"primary_metric": "accuracy"}, "(spec)", "unknown metric"),
         ({"candidate": "lightgbm"}, "(spec)", "neither 'best' nor one of learners"),
         ({"backtest__folds": 0}, "backtest.folds", "greater than or equal to 1"),
-        ({"learners__xgboost__kind": "catboost"}, "learners.xgboost.kind", "xgboost"),
+        ({"learners__xgboost__kind": "no_such_learner"}, "learners.xgboost.kind", "xgboost"),
         ({"horizon_days": None}, "horizon_days", "Field required"),
         ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
         ({"training_set": "no_schema"}, "training_set", "pattern"),
