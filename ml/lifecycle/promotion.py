@@ -147,9 +147,9 @@ def _release(model: str, holder: str) -> None:
 
 def _holder_is_dead(holder: str) -> bool:
     """True for a holder on this machine whose process is gone (killed mid-promotion)."""
-    host, pid, _ = holder.rsplit(":", 2)
-    if host != socket.gethostname():
-        return False  # another machine's process: only LOCK_TTL can tell
+    host, _, pid = holder.rpartition(":")[0].rpartition(":")  # host:pid:nonce
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's process, or another id: only LOCK_TTL can tell
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
