@@ -281,7 +281,9 @@ def promote(
         moved = do_promote(model, version, actor=current_actor(), mode="manual", reason=reason)
     except Exception as exc:  # noqa: BLE001 - PromotionError or MLflow's own error types
         _fail(str(exc))
-    console.print(f"{model}: champion v{moved['from_version']} -> v{moved['to_version']}")
+    finished = " (a killed run had moved it; its ledger row is now recorded)" \
+        if moved.get("repaired") else ""
+    console.print(f"{model}: champion v{moved['from_version']} -> v{moved['to_version']}{finished}")
 
 
 @app.command()
