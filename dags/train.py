@@ -42,6 +42,7 @@ DOC = """
 | `learners` | Baselines to back-test (empty = all in the spec); the candidate always runs. |
 | `folds` | Number of out-of-time back-test folds (empty = the spec's). |
 | `max_training_rows` | Cap on training rows, stratified sample above it (empty = the spec's). |
+| `horizon_days` | Label horizon override (empty = the spec's `horizon_days`); must match the features run's. |
 """
 
 
@@ -76,6 +77,10 @@ def make_training_dag(header: dict):
                            title="Back-test folds"),
             "max_training_rows": Param(None, type=["null", "integer"], minimum=1000,
                                        title="Max training rows"),
+            "horizon_days": Param(None, type=["null", "integer"], minimum=1, maximum=730,
+                                  title="Horizon override (days)",
+                                  description=f"Empty: the spec's ({header.get('horizon_days')}"
+                                              "). Set it to what the features run used."),
         },
     )
     def training():
@@ -89,7 +94,8 @@ def make_training_dag(header: dict):
             params = get_current_context()["params"]
             try:
                 return train_model(name, learners=params["learners"], folds=params["folds"],
-                                   max_training_rows=params["max_training_rows"])
+                                   max_training_rows=params["max_training_rows"],
+                                   horizon_days=params["horizon_days"])
             except ModelNotApplicable as exc:
                 # the reason goes to the ledger, where `ml status` and `ml run` read it
                 from ml import registry

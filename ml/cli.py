@@ -139,17 +139,27 @@ def run(
         str | None, typer.Option(help="Treat the data as ending on this date (YYYY-MM-DD).")
     ] = None,
     full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
-    churn_horizon_days: Annotated[int, typer.Option(min=7, max=365)] = 90,
-    propensity_horizon_days: Annotated[int, typer.Option(min=7, max=365)] = 30,
+    churn_horizon_days: Annotated[int | None, typer.Option(
+        min=1, max=730, help="Override the churn spec's horizon_days for this run.")] = None,
+    propensity_horizon_days: Annotated[int | None, typer.Option(
+        min=1, max=730, help="Override the propensity spec's horizon_days for this run.")] = None,
     promotion_mode: Annotated[str, typer.Option(
         help="auto | manual (waits for `ml approve MODEL` or the Airflow UI) | dry_run.")] = "auto",
     folds: Annotated[int | None, typer.Option(min=1, max=12, help="Back-test folds.")] = None,
     model: Annotated[list[str] | None, typer.Option(help="Only these models (repeatable).")] = None,
     budget: Annotated[float, typer.Option(help="Retention campaign budget.")] = 5000.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Show Airflow, Cosmos and dbt logs on the terminal.")] = False,
 ) -> None:
-    """Run the pipeline in-process through its Airflow DAGs (the scheduler's code path)."""
+    """Run the pipeline in-process through its Airflow DAGs (the scheduler's code path).
+
+    The terminal shows a progress view and the summary; every log line goes to a file under
+    .local/logs/ (printed at the end, and on failure with the failing task's last lines)."""
+    from contextlib import nullcontext
+
     from ml.ops.pipeline import PipelineFailed, run_pipeline
+    from ml.ops.runlog import StageProgress, captured_output, log_path
 
     conf = {
         "full_refresh": full_refresh,
@@ -164,15 +174,23 @@ def run(
         _fail(f"--budget must be a positive number, got {budget}")
     train_conf = {"promotion_mode": promotion_mode, "folds": folds, "learners": None,
                   "max_training_rows": None}
-    try:
-        summary = run_pipeline(features_conf=conf, train_conf=train_conf, models=model,
-                               allocate_conf={"budget": budget})
-    except PipelineFailed as exc:
-        _fail(str(exc))
+    log = log_path("run")
+    capture = nullcontext(console) if verbose else captured_output(log)
+    failure = None
+    with capture as terminal, StageProgress(terminal) as progress:
+        try:
+            summary = run_pipeline(features_conf=conf, train_conf=train_conf, models=model,
+                                   allocate_conf={"budget": budget}, progress=progress)
+        except PipelineFailed as exc:
+            failure = str(exc)
+    if failure:
+        _fail(failure if verbose else f"{failure}\nfull log: {log}")
     if as_json:
         console.print_json(json.dumps(summary, default=str))
         return
     _print_run_summary(summary)
+    if not verbose:
+        console.print(f"full log: {log}")
 
 
 def _print_run_summary(summary: dict) -> None:
@@ -223,6 +241,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         table.add_row(name, champion.get("version", "-"), challenger.get("version", "-"), metric,
                       decision)
     console.print(table)
+    for name, info in state["models"].items():
+        if info["champion_check"]:
+            console.print(f"{name}: @champion: {info['champion_check']}")
     if state["campaign_blocked_by"]:
         console.print(f"campaign: cannot be planned: {state['campaign_blocked_by']}")
     rows = Table("table", "rows", title="Warehouse")
@@ -335,11 +356,12 @@ def score(
     shards: Annotated[int, typer.Option(min=1, max=64, help="Customer shards.")] = 1,
 ) -> None:
     """Score customers with each model's champion into ml.scores (idempotent per as-of)."""
-    from ml.decisions.scoring import ScoringError, plan_scoring, publish_all
+    from ml.decisions.scoring import ScoringError, check_skew_for_jobs, plan_scoring, publish_all
     from ml.decisions.scoring import score_shard as run_shard
 
     try:
         jobs = plan_scoring(model, as_of, shards)
+        check_skew_for_jobs(jobs)  # a train/serve skew fails here, before anything is written
         results = [{**job, **run_shard(job["model"], job["as_of"], job["shard"], job["shards"])}
                    for job in jobs]
         published = publish_all(results)
@@ -389,6 +411,104 @@ def _print_campaign(summary: dict) -> None:
         f"{summary['expected_incremental_value']:,.2f}  ROI {summary['roi']:.2f}  "
         f"treated {summary['n_treated']:,}  control {summary['n_control']:,}  "
         f"({summary['method']}, gap to LP bound {summary['gap']:.2%})")
+
+
+@app.command()
+def benchmark(
+    model: Annotated[str, typer.Option(help="The model whose training set and folds to use.")]
+    = "churn",
+    learners: Annotated[list[str] | None, typer.Option(
+        "--learners", help="Learner names (repeat, or comma-separated); default: the spec's "
+        "and the benchmark roster's.")] = None,
+    customers: Annotated[int | None, typer.Option(
+        min=50, help="Benchmark on a random sample of this many customers (all their "
+        "snapshots).")] = None,
+    reference_customers: Annotated[int | None, typer.Option(
+        min=0, help="Customers of the data-rich reference history (synthetic data only); "
+        "default 20x the benchmarked customers, 0 skips it.")] = None,
+    folds: Annotated[int | None, typer.Option(min=1, help="Back-test folds (default: the "
+                                                          "spec's).")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials per search of every "
+                                                           "tuned learner.")] = None,
+    automl_seconds: Annotated[float | None, typer.Option(
+        min=1, help="FLAML's time budget per fit.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Every learner on the same rolling out-of-time folds of one model's training set:
+    metrics with CIs, lift and profit at capacity, fit/predict time, memory, a ranking with
+    the significance of each gap, and the oracle and a data-rich reference on synthetic
+    data. The HTML report goes to the MLflow experiment `benchmark`."""
+    from rich.markup import escape
+
+    from ml.benchmark.harness import run_benchmark
+    from ml.modeling.specs import SpecError
+    from ml.modeling.training_data import TrainingDataError
+
+    names = [n.strip() for value in learners or [] for n in value.split(",") if n.strip()]
+    try:
+        summary = run_benchmark(model, names or None, customers, reference_customers, folds,
+                                trials, automl_seconds)
+    except (SpecError, TrainingDataError) as exc:
+        _fail(escape(str(exc)))
+    if as_json:
+        print(json.dumps(summary, default=str, indent=1))
+        return
+    _print_benchmark(summary)
+
+
+def _print_benchmark(summary: dict) -> None:
+    metric = summary["primary_metric"]
+    table = Table("learner", f"{metric} (95% CI)", *summary["guardrails"], "lift@10%",
+                  "profit@cap", "fit s", "tune s", "pred s/1M", "peak MiB",
+                  title=f"Benchmark: {summary['model']} ({summary['data']['rows']:,} rows, "
+                        f"{len(summary['data']['folds'])} folds)")
+
+    def cells(entry: dict) -> list[str]:
+        def stat(name: str) -> str:
+            value = entry["metrics"].get(name)
+            if not value:
+                return "–"
+            ci = value["ci"]
+            return f"{value['mean']:.4f}" + (f" [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "")
+
+        profit = entry.get("profit_at_capacity")
+        return [stat(metric), *[stat(g) for g in summary["guardrails"]],
+                f"{entry['lift_top_decile']:.2f}" if entry.get("lift_top_decile") else "–",
+                f"{profit['profit']:,.0f}" if profit else "–"]
+
+    for row in sorted(summary["learners"], key=lambda r: next(
+            (k["rank"] for k in summary["ranking"] if k["learner"] == r["learner"]), 999)):
+        if row["error"]:
+            table.add_row(row["learner"], f"failed: {row['error'][:60]}")
+            continue
+        table.add_row(row["learner"] + (" (tuned)" if row["tuned"] else ""), *cells(row),
+                      f"{row['fit_seconds']:.1f}", f"{row['tuning_seconds']:.1f}",
+                      f"{row['predict_seconds_per_1m_rows']:.1f}", f"{row['peak_rss_mib']:.0f}")
+    for name in ("reference", "oracle"):
+        entry = summary.get(name) or {}
+        if entry.get("metrics"):
+            table.add_row(f"[italic]{name}[/]", *cells(entry), "", "", "", "")
+    console.print(table)
+    for rank in summary["ranking"]:
+        gap = rank["gap_to_next"]
+        if gap:
+            console.print(f"  {rank['rank']}. {rank['learner']} {rank['mean']:.4f}: "
+                          f"{gap['gain']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}] over "
+                          f"{gap['vs']}{'' if gap['significant'] else ' (not significant)'}")
+    limit = summary["limit"]
+    values = [(label, limit[key]) for label, key in (("model", "model_value"),
+              ("data-rich reference", "reference_value"), ("oracle", "oracle_value"))]
+    console.print("the measured limit: " + ", ".join(
+        f"{label} {value:.4f}" if value is not None else f"{label} –" for label, value in values)
+        + (f"; gap to the oracle closed {limit['share_of_gap_closed']:.0%} (from "
+           f"{limit['best_baseline']})" if limit.get("share_of_gap_closed") is not None else ""))
+    for note in (summary.get("oracle_note"), (summary.get("reference") or {}).get("note")):
+        if note:
+            console.print(f"  note: {note}")
+    if summary.get("mlflow"):
+        console.print(f"report: MLflow experiment `{summary['mlflow']['experiment']}`, run "
+                      f"{summary['mlflow']['run_id']} ({summary['mlflow']['report']}); "
+                      f"{summary['seconds']:.0f} s")
 
 
 @app.command()

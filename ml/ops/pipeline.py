@@ -66,25 +66,47 @@ def _skipped(report: DagRunReport, task_id: str) -> bool:
     return any(t.task_id == task_id and t.state == "skipped" for t in report.tasks)
 
 
+def _quiet_progress(stage: str, state: str, seconds: float | None = None) -> None:
+    """The default progress callback: none (the CLI passes its live view)."""
+
+
 def run_pipeline(features_conf: dict, train_conf: dict | None = None,
-                 models: list[str] | None = None, allocate_conf: dict | None = None) -> dict:
+                 models: list[str] | None = None, allocate_conf: dict | None = None,
+                 progress=_quiet_progress) -> dict:
     """Returns the marts, time per stage, each model's status, the campaign (None when it
-    was not planned) and ``skipped``: {stage: why} for every stage that did not run."""
+    was not planned) and ``skipped``: {stage: why} for every stage that did not run.
+
+    A horizon override in ``features_conf`` (a spec's ``horizon_var``, e.g.
+    ``churn_horizon_days``) reaches that model's training too, so labels, baselines,
+    oracle and card agree. ``progress(stage, "running" | "done", seconds)`` is called
+    around every DAG run."""
     from ml.decisions.campaign import missing_churn_scores, read_targets, summary_of_latest
     from ml.marts import mart_summary
     from ml.modeling.specs import load_specs
     from ml.ops.status import platform_status
 
     stage_seconds: dict[str, float] = {}
+
+    def stage(dag_id: str, conf: dict) -> DagRunReport:
+        progress(dag_id, "running")
+        report = _run_stage(dag_id, conf, stage_seconds)
+        progress(dag_id, "done", report.seconds)
+        return report
+
+    progress("features", "running")
     try:
         features = run_dag("features", conf=features_conf)
     except DagRunFailed as exc:
         raise PipelineFailed(_explain_dbt_failure(exc)) from exc
     stage_seconds.update(_stage_seconds(features))
+    progress("features", "done", features.seconds)
 
+    specs = load_specs()
     untrained = []
-    for name in models or list(load_specs()):
-        if _skipped(_run_stage(f"train_{name}", train_conf or {}, stage_seconds), "train"):
+    for name in models or list(specs):
+        horizon = features_conf.get(specs[name].horizon_var or "")
+        conf = {**(train_conf or {}), "horizon_days": horizon}
+        if _skipped(stage(f"train_{name}", conf), "train"):
             untrained.append(name)  # the train task recorded why in the ledger
     status = platform_status()["models"]
     skipped = {f"train_{name}": status[name]["last_decision"]["reason"] for name in untrained}
@@ -94,8 +116,8 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
         skipped["score"] = "no model has a champion"
         skipped["allocate"] = missing_churn_scores()
     else:
-        _run_stage("score", {"model": "all"}, stage_seconds)
-        if _skipped(_run_stage("allocate", allocate_conf or {}, stage_seconds), "plan_campaign"):
+        stage("score", {"model": "all"})
+        if _skipped(stage("allocate", allocate_conf or {}), "plan_campaign"):
             skipped["allocate"] = missing_churn_scores()
         else:
             campaign = {**summary_of_latest(),
