@@ -172,7 +172,7 @@ class TwoStageRanker(Recommender):
 
     bases: dict = field(default_factory=lambda: {
         "popularity": {}, "repeat": {}, "item_knn": {}, "ease": {}, "als": {}})
-    candidates: int = 50
+    candidates: int = 20  # per base learner; the ranker's predict cost grows with the pool
     max_training_customers: int = 20_000
     params: dict = field(default_factory=dict)
     seed: int = 0
@@ -198,9 +198,10 @@ class TwoStageRanker(Recommender):
         for first in range(0, buyers.size, SCORE_BLOCK):
             rows = buyers[first:first + SCORE_BLOCK]
             user, item, x = self._pool(past_snapshot, bases, rows)
-            bought = {(u, item_index[p]) for u, c in enumerate(past_snapshot.customers[rows])
-                      for p in past_labels[c] if p in item_index}
-            y = np.array([(u, i) in bought for u, i in zip(user, item, strict=True)])
+            bought = np.array([u * past_snapshot.n_items + item_index[p]
+                               for u, c in enumerate(past_snapshot.customers[rows])
+                               for p in past_labels[c] if p in item_index], np.int64)
+            y = np.isin(user * past_snapshot.n_items + item, bought)
             # customers with no bought item in their pool teach the ranker nothing
             has_positive = np.bincount(user, y, rows.size) > 0
             keep = has_positive[user]
@@ -210,7 +211,7 @@ class TwoStageRanker(Recommender):
         if not any(t.any() for t in targets):
             raise ValueError(f"no customer at {past_snapshot.as_of} bought a pooled candidate: "
                              "nothing to train the ranker on")
-        params = {"objective": "lambdarank", "n_estimators": 200, "learning_rate": 0.05,
+        params = {"objective": "lambdarank", "n_estimators": 100, "learning_rate": 0.1,
                   "num_leaves": 31, "min_child_samples": 50, "lambdarank_truncation_level": 20,
                   "verbose": -1, "random_state": self.seed, "n_jobs": 2, **self.params}
         self.ranker = lgb.LGBMRanker(**params).fit(
@@ -227,32 +228,37 @@ class TwoStageRanker(Recommender):
                    "history_items", "category_share"])
 
     def _pool(self, snapshot, bases, rows):
-        """(customer offset, item, features) of the pooled candidates of ``rows``."""
+        """(customer offset, item, features) of the pooled candidates of ``rows``; pairs are
+        keys ``offset * items + item`` so pooling and look-ups are sorts, not dense masks."""
         n_items = snapshot.n_items
         k = min(self.candidates, n_items)
-        scores = {name: model.score(rows) for name, model in bases.items()}
-        ranks = {}
-        pool = np.zeros((rows.size, n_items), bool)
-        for name, s in scores.items():
-            top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n_items else np.tile(
-                np.arange(n_items), (rows.size, 1))
-            order = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), 1), 1)
-            rank = np.full((rows.size, n_items), k + 1, np.float32)
-            np.put_along_axis(rank, order, np.arange(1, k + 1, dtype=np.float32)[None, :], 1)
-            ranks[name] = rank
-            pool[np.arange(rows.size)[:, None], order] = True
-        user, item = np.nonzero(pool)
-        orders = snapshot.orders[rows].toarray()
-        days = snapshot.days_since_last[rows].toarray()
-        category_orders = np.zeros((rows.size, snapshot.item_category.max() + 1), np.float32)
-        np.add.at(category_orders.T, snapshot.item_category, orders.T)
-        history = np.maximum(orders.sum(axis=1), 1)
+        offsets = np.arange(rows.size)[:, None] * n_items
+        scores, ranked = {}, {}
+        for name, model in bases.items():
+            score = np.asarray(model.score(rows))
+            top = (np.argpartition(-score, k - 1, axis=1)[:, :k] if k < n_items
+                   else np.tile(np.arange(n_items), (rows.size, 1)))
+            order = np.take_along_axis(top, np.argsort(-np.take_along_axis(score, top, 1), 1), 1)
+            keys = (offsets + order).ravel()
+            by_key = np.argsort(keys)
+            ranked[name] = keys[by_key], np.tile(np.arange(1, k + 1), rows.size)[by_key]
+            scores[name] = score
+        pool = np.unique(np.concatenate([keys for keys, _ in ranked.values()]))
+        user, item = np.divmod(pool, n_items)
         columns = []
-        for name in bases:
-            columns += [scores[name][user, item], ranks[name][user, item]]
-        columns += [orders[user, item], np.where(days[user, item] > 0, days[user, item], 9999),
+        for name, (keys, rank) in ranked.items():
+            at = np.minimum(np.searchsorted(keys, pool), keys.size - 1)
+            columns += [scores[name][user, item], np.where(keys[at] == pool, rank[at], k + 1)]
+        orders = snapshot.orders[rows]
+        days = np.asarray(snapshot.days_since_last[rows][user, item]).ravel()
+        n_categories = int(snapshot.item_category.max()) + 1
+        one_hot = sp.csr_matrix((np.ones(n_items), (np.arange(n_items), snapshot.item_category)),
+                                shape=(n_items, n_categories))
+        category_orders = (orders @ one_hot).toarray()
+        history = np.maximum(np.asarray(orders.sum(axis=1)).ravel(), 1)
+        columns += [np.asarray(orders[user, item]).ravel(), np.where(days > 0, days, 9999),
                     snapshot.item_buyers_30d[item], snapshot.item_buyers_90d[item],
-                    (orders > 0).sum(axis=1)[user],
+                    np.diff(orders.indptr)[user],
                     category_orders[user, snapshot.item_category[item]] / history[user]]
         return user, item, np.column_stack(columns).astype(np.float32)
 
