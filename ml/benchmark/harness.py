@@ -50,7 +50,11 @@ def roster(spec: ModelSpec, names: list[str] | None = None, trials: int | None =
     """The spec's learners, then the benchmark's own for the spec's task (a spec learner of
     the same name wins); ``names`` picks some. ``trials`` and ``automl_seconds`` shrink or
     grow every search (tuned learners, FLAML) for one run."""
-    extra = yaml.safe_load(ROSTER_PATH.read_text())[spec.task]
+    rosters = yaml.safe_load(ROSTER_PATH.read_text())
+    if spec.task not in rosters:
+        raise TrainingDataError(f"benchmark of {spec.name}: task {spec.task!r} is not "
+                                f"benchmarked here; tasks: {sorted(rosters)}")
+    extra = rosters[spec.task]
     learners = {**{n: Learner(**raw) for n, raw in extra.items()}, **spec.learners}
     learners = {n: learners[n] for n in [*spec.learners, *extra]}
     if names:
@@ -236,11 +240,12 @@ def _limit(spec: ModelSpec, summary: dict, model: str | None, baselines: list[st
 
 def benchmark(spec: ModelSpec, data: TrainingSet, learners: dict[str, Learner],
               reference: TrainingSet | None = None, reference_note: str | None = None,
+              campaign: economics.Campaign | str | None = None,
               predict_rows: int = PREDICT_ROWS) -> tuple[dict, BacktestResult]:
     """The benchmark of ``learners`` on ``data``: a JSON-able summary, and the merged
     back-test (every learner's predictions per fold) for the report's plots. Adds the
-    oracle when the warehouse has one and the data-rich reference when ``reference`` is
-    given."""
+    oracle when the warehouse has one, the data-rich reference when ``reference`` is given
+    and the profit at capacity when ``campaign`` is (otherwise why not: a note)."""
     started = time.perf_counter()
     cols = spec.columns
     runs = {}
@@ -270,9 +275,7 @@ def benchmark(spec: ModelSpec, data: TrainingSet, learners: dict[str, Learner],
     preds = result.predictions
     metrics = [spec.primary_metric, *spec.guardrails]
     sign = 1.0 if m.GREATER_IS_BETTER[spec.primary_metric] else -1.0
-    campaign = (economics.campaign_economics() if spec.name == economics.CAMPAIGN_MODEL
-                else f"no campaign economics for {spec.name} (the retention campaign acts "
-                     f"on {economics.CAMPAIGN_MODEL})")
+    campaign = campaign or "no campaign economics given"
     value = None
     if isinstance(campaign, economics.Campaign):
         if economics.VALUE_COLUMN in data.frame:
@@ -384,7 +387,11 @@ def run_benchmark(model: str = "churn", learners: list[str] | None = None,
         size = reference_customers or REFERENCE_FACTOR * int(data.frame[spec.columns.id].nunique())
         history: ReferenceHistory = build_reference(spec, size)
         reference = load_reference(spec, history, unavailable)
-    summary, result = benchmark(spec, data, chosen, reference=reference, reference_note=note)
+    campaign = (economics.campaign_economics() if spec.name == economics.CAMPAIGN_MODEL
+                else f"no campaign economics for {spec.name} (the retention campaign acts "
+                     f"on {economics.CAMPAIGN_MODEL})")
+    summary, result = benchmark(spec, data, chosen, reference=reference, reference_note=note,
+                                campaign=campaign)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     if log_report:
         summary["mlflow"] = log_benchmark(spec, summary, result)
