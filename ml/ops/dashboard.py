@@ -56,6 +56,8 @@ def _read(schema: str, table: str, suffix: str = "", params: list | None = None,
 def _text(value) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
+    if isinstance(value, datetime | pd.Timestamp):
+        return f"{value:%Y-%m-%d %H:%M}"
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.0f}"
     if isinstance(value, int):
@@ -72,12 +74,13 @@ def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(_text(v))}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+            "</table></div>")
 
 
 def _figure(fig, div_id: str) -> str:
-    fig.update_layout(template="plotly_white", height=340, margin=dict(l=50, r=20, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(template="plotly_white", height=360, margin=dict(l=50, r=20, t=40, b=90),
+                      legend=dict(orientation="h", y=-0.3))
     return fig.to_html(include_plotlyjs=False, full_html=False, div_id=div_id,
                        config={"displaylogo": False, "responsive": True})
 
@@ -120,13 +123,13 @@ def models_section() -> Section:
     fig = go.Figure()
     for model, rows in versions.groupby("model"):
         fig.add_trace(go.Scatter(
-            x=rows["version"], y=rows["backtest_mean"], mode="lines+markers",
+            x=[f"v{v}" for v in rows["version"]], y=rows["backtest_mean"], mode="lines+markers",
             name=f"{model} ({rows['metric'].iloc[0]})",
             error_y=dict(type="data", array=rows["backtest_std"].fillna(0), visible=True),
             marker=dict(size=[16 if c else 8 for c in rows["champion"]],
                         symbol=["star" if c else "circle" for c in rows["champion"]])))
     fig.update_layout(title="Back-test primary metric per version (star = champion)",
-                      xaxis_title="version", yaxis_title="back-test mean", xaxis_dtick=1)
+                      xaxis_title="version", yaxis_title="back-test mean", xaxis_type="category")
     specs = load_specs()
     serving = []
     for model in specs:
@@ -177,13 +180,14 @@ def realised_section() -> Section:
                       "judged once their horizon has passed (the score DAG's monitor task)")
     fig = go.Figure()
     for model, rows in monitored.groupby("model_name"):
-        fig.add_trace(go.Scatter(x=rows["as_of_date"], y=rows["realised"], mode="lines+markers",
+        as_of = rows["as_of_date"].astype(str)
+        fig.add_trace(go.Scatter(x=as_of, y=rows["realised"], mode="lines+markers",
                                  name=f"{model} realised {rows['metric'].iloc[0]}"))
-        fig.add_trace(go.Scatter(x=rows["as_of_date"], y=rows["backtest_promise"],
-                                 mode="lines", line=dict(dash="dot"),
+        fig.add_trace(go.Scatter(x=as_of, y=rows["backtest_promise"], mode="lines+markers",
+                                 line=dict(dash="dot"), marker=dict(symbol="diamond-open"),
                                  name=f"{model} back-test promise"))
     fig.update_layout(title="Realised metric per scored as-of date", xaxis_title="as of",
-                      yaxis_title="metric")
+                      yaxis_title="metric", xaxis_type="category")
     return Section("realised", title, True, _table(
         monitored, ["model_name", "as_of_date", "model_version", "metric", "realised",
                     "backtest_promise", "rows", "mean_label"]) + _figure(fig, "chart-realised"))
@@ -309,11 +313,12 @@ background:#f5f7fa}
 header{background:#017cee;color:#fff;padding:16px 32px}header h1{margin:0;font-size:22px}
 header p{margin:4px 0 0;opacity:.85;font-size:13px}
 main{padding:16px 32px;display:grid;gap:16px;
-grid-template-columns:repeat(auto-fit,minmax(620px,1fr))}
-section{background:#fff;border-radius:8px;padding:12px 20px;box-shadow:0 1px 3px rgba(0,0,0,.1)}
+grid-template-columns:repeat(auto-fit,minmax(560px,1fr))}
+section{min-width:0;background:#fff;border-radius:8px;padding:12px 20px;
+box-shadow:0 1px 3px rgba(0,0,0,.1)}
 h2{font-size:17px;margin:4px 0 10px}table{border-collapse:collapse;font-size:13px;margin:6px 0}
 th,td{padding:4px 10px;border-bottom:1px solid #e4e7eb;text-align:left}th{background:#f0f4f8}
-.empty{color:#7b8794;font-style:italic}.cards{display:flex;gap:12px;flex-wrap:wrap}
+.scroll{overflow-x:auto}.empty{color:#7b8794;font-style:italic}.cards{display:flex;gap:12px;flex-wrap:wrap}
 .card{background:#f0f4f8;border-radius:6px;padding:8px 14px;min-width:110px}
 .card .label{font-size:12px;color:#52606d}.card .value{font-size:20px;font-weight:600}
 """

@@ -73,7 +73,7 @@ def test_dashboard_in_the_airflow_ui_has_every_section(page, servers, backfilled
     page.context.route("**/*", only_local)
     _log_in(page, servers)
     entry = page.locator('[href$="plugin/platform-dashboard"]').first
-    expect(entry).to_be_attached()  # the "Platform dashboard" entry in the navigation
+    expect(entry).to_be_attached()  # the "Dashboard" entry in the navigation
     page.goto(f"{servers.airflow_url}/plugin/platform-dashboard")
     framed = page.frame_locator("iframe").first
     expect(framed.locator("h1")).to_have_text("Customer ML platform")
