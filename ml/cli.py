@@ -515,7 +515,7 @@ def _print_benchmark(summary: dict) -> None:
 def report(
     out: Annotated[Path, typer.Option(help="The HTML file to write.")],
 ) -> None:
-    """Write the platform dashboard (the Airflow UI's "Platform dashboard") as one static
+    """Write the platform dashboard (the Airflow navigation's "Dashboard") as one static
     HTML file that renders offline, for people without Airflow access."""
     from ml.ops.dashboard import build_sections, render_page
 
