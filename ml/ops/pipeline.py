@@ -110,6 +110,13 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
             untrained.append(name)  # the train task recorded why in the ledger
     status = platform_status()["models"]
     skipped = {f"train_{name}": status[name]["last_decision"]["reason"] for name in untrained}
+    if not models:  # the recommender: its own DAG (train, gate, serve), on the same marts
+        recommend = stage("recommend", {"mode": (train_conf or {}).get("promotion_mode", "auto"),
+                                        "folds": (train_conf or {}).get("folds")})
+        for task_id in ("train", "serve"):
+            if _skipped(recommend, task_id):
+                skipped[f"recommend.{task_id}"] = "see the recommend DAG's log"
+                break
 
     campaign = None
     if not any(info["champion"] for info in status.values()):
