@@ -144,11 +144,12 @@ class ALS(Recommender):
         from threadpoolctl import threadpool_limits
 
         self.snapshot = snapshot
-        model = AlternatingLeastSquares(
-            factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-            iterations=self.iterations, random_state=self.seed, num_threads=0)
         # implicit's own threads do the work; a multi-threaded BLAS underneath slows it down
+        # (its constructor checks, so it is built inside the limit too)
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+                iterations=self.iterations, random_state=self.seed, num_threads=0)
             model.fit(sp.csr_matrix(snapshot.orders.astype(np.float32)), show_progress=False)
         self.user_factors = np.asarray(model.user_factors)
         self.item_factors = np.asarray(model.item_factors)
