@@ -199,3 +199,47 @@ def export(out: Path, k: int | None = None) -> int:
     else:
         frame.to_csv(out, index=False)
     return len(frame)
+
+
+def explain(spec: ModelSpec, customer_id: str) -> dict:
+    """A customer's purchase history next to their served list, and per item why, where the
+    learner can say: the base learners that pooled it (two-stage), the history items that
+    point to it (item-kNN, EASE) or the customer's own purchases (repeat)."""
+    version, wrapped = champion_model(spec)
+    model = wrapped.recommender
+    snapshot = model.snapshot
+    row = int(snapshot.rows(np.array([customer_id], dtype=object))[0])
+    history = []
+    if row >= 0:
+        orders, days = snapshot.orders[row], snapshot.days_since_last[row]
+        for item, count, since in sorted(zip(orders.indices, orders.data, days.data, strict=True),
+                                         key=lambda t: t[2]):
+            history.append({"product_id": snapshot.items[item], "orders": int(count),
+                            "days_since_last": int(since)})
+    served = read_recommendations(customer_id=customer_id)
+    index = {item: i for i, item in enumerate(snapshot.items)}
+    reasons = {p: _why(model, row, index[p]) if row >= 0 and p in index else "popularity list"
+               for p in served.get("product_id", [])}
+    return {"customer_id": customer_id, "model_version": version, "as_of": str(snapshot.as_of),
+            "source": served["source"].iloc[0] if len(served) else None,
+            "history": history, "recommendations": served.to_dict("records"), "why": reasons}
+
+
+def _why(model, row: int, item: int) -> str:
+    snapshot = model.snapshot
+    own = snapshot.orders[row, item]
+    if hasattr(model, "base_models"):  # two-stage: where each base learner ranked it
+        ranks = []
+        for name, base in model.base_models.items():
+            score = np.asarray(base.score(np.array([row])))[0]
+            ranks.append(f"{name} #{int((score > score[item]).sum()) + 1}")
+        return "ranker over " + ", ".join(ranks)
+    weights = getattr(model, "similarity", getattr(model, "weights", None))
+    if isinstance(weights, np.ndarray) and weights.ndim == 2:
+        bought = snapshot.orders[row].indices
+        if bought.size:
+            strongest = bought[np.argsort(-weights[bought, item])[:2]]
+            return "bought " + ", ".join(str(snapshot.items[i]) for i in strongest)
+    if own:
+        return f"bought {int(own)} time(s) before"
+    return "popular with similar customers" if hasattr(model, "user_factors") else "popular"
