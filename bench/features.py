@@ -62,6 +62,7 @@ def main() -> None:
 def _dag_against_plain_dbt(dbt_command) -> None:
     """Plain dbt and the features DAG, one after the other on the same data."""
     from ml.ops.orchestration import ensure_airflow_ready, run_dag
+    from ml.ops.runlog import captured_output, log_path
 
     ensure_airflow_ready()
     results: dict[str, float] = {}
@@ -69,8 +70,10 @@ def _dag_against_plain_dbt(dbt_command) -> None:
         for command in (["seed", "--quiet"], ["build", "--quiet", "--full-refresh"]):
             if dbt_command(command, check=False, capture=True).returncode != 0:
                 sys.exit(f"dbt {command[0]} failed")
-    with timed("features DAG (in-process)", results):
+    log = log_path("bench-features-dag")
+    with timed("features DAG (in-process)", results), captured_output(log):
         report = run_dag("features", {"full_refresh": True})
+    print(f"features DAG log                   {log}")
     tasks = len(report.tasks)
     ratio = results["features DAG (in-process)"] / results["plain dbt seed + build --full-refresh"]
     print(f"features DAG tasks                 {tasks}")
