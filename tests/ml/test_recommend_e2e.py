@@ -25,7 +25,7 @@ def isolated_platform(tmp_path, monkeypatch):
 
 def test_recommendations_train_promote_serve_export_and_rerun(isolated_platform):
     from ml.dbt import dbt_command
-    from ml.recommend.serving import export, read_recommendations, serve
+    from ml.recommend.serving import explain, export, read_recommendations, serve
     from ml.recommend.train import get_ranking_spec, train_and_gate
     from ml.sim.history import generate
 
@@ -51,6 +51,12 @@ def test_recommendations_train_promote_serve_export_and_rerun(isolated_platform)
     rerun = read_recommendations()
     assert again["rows"] == served["rows"]
     pd.testing.assert_frame_equal(rows, rerun)
+
+    personal = rows[rows["source"] == "model"]["customer_id"].iloc[0]
+    shown = explain(spec, personal)
+    assert shown["history"] and len(shown["recommendations"]) == spec.recommend.k
+    assert set(shown["why"]) == {r["product_id"] for r in shown["recommendations"]}
+    assert all(shown["why"].values())
 
     out = isolated_platform / "export.csv"
     assert export(out, k=3) == rows["customer_id"].nunique() * 3
