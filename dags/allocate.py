@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from ml.assets import SCORES_ASSET, TARGETS_ASSET
-from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
+from ml.ops.orchestration import WAREHOUSE_POOL, dag_defaults
 
 DOC = """
 ### Allocate
@@ -43,12 +41,7 @@ CAPACITY_PARAMS = {"capacity_crm_email": "crm_email", "capacity_sem": "sem",
     dag_id="allocate",
     description="Plan the retention campaign under a budget",
     schedule=[Asset(name="scores", uri=SCORES_ASSET)],
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=DOC,
-    tags=["customer-ml", "campaign"],
-    default_args={**DEFAULT_ARGS, "pool": WAREHOUSE_POOL},
+    **dag_defaults(DOC, "campaign", pool=WAREHOUSE_POOL),
     params={
         "budget": Param(5000.0, type="number", exclusiveMinimum=0, maximum=1e9, title="Budget"),
         "control_share": Param(0.1, type="number", minimum=0, maximum=0.5, title="Control share"),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import Param, dag, get_current_context, task
 
 from ml.modeling.specs import spec_paths
-from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
+from ml.ops.orchestration import WAREHOUSE_POOL, dag_defaults
 
 MODELS = [p.stem for p in spec_paths()]
 
@@ -42,12 +40,7 @@ Manual trigger only; nothing is registered or promoted.
     dag_id="benchmark",
     description="Benchmark learners on a model's out-of-time folds",
     schedule=None,
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=DOC,
-    tags=["customer-ml", "benchmark"],
-    default_args=DEFAULT_ARGS,
+    **dag_defaults(DOC, "benchmark"),
     params={
         "model": Param("churn" if "churn" in MODELS else MODELS[0], type="string",
                        enum=MODELS, title="Model"),

@@ -7,7 +7,6 @@ Thin wiring only: dbt does the SQL (rendered by Cosmos from the manifest compile
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -25,7 +24,7 @@ from cosmos.constants import InvocationMode, SeedRenderingBehavior
 from ml.assets import FEATURES_ASSET
 from ml.dbt import profile_config
 from ml.modeling.specs import spec_paths
-from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
+from ml.ops.orchestration import WAREHOUSE_POOL, dag_defaults
 from ml.settings import dbt_environment, get_settings
 
 settings = get_settings()
@@ -67,22 +66,19 @@ features_asset = Asset(name="features", uri=FEATURES_ASSET)
 HORIZONS = {header["horizon_var"]: (header["name"], header["horizon_days"])
             for header in (yaml.safe_load(path.read_text()) for path in spec_paths())
             if header.get("horizon_var")}
+HORIZON_ROWS = "\n".join(
+    f"| `{var}` | {model} label horizon (days); empty = the spec's `horizon_days` ({days}). |"
+    for var, (model, days) in HORIZONS.items())
 
 
 @dag(
     dag_id="features",
     description="Build point-in-time feature and label marts with dbt",
     schedule="@daily",
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
+
     max_active_tasks=1,
     render_template_as_native_obj=True,
-    doc_md=DOC.format(horizon_rows="\n".join(
-        f"| `{var}` | {model} label horizon (days); empty = the spec's `horizon_days` ({days}). |"
-        for var, (model, days) in HORIZONS.items())),
-    tags=["customer-ml", "features", "dbt"],
-    default_args={**DEFAULT_ARGS, "pool": WAREHOUSE_POOL},
+    **dag_defaults(DOC.format(horizon_rows=HORIZON_ROWS), "features", "dbt", pool=WAREHOUSE_POOL),
     params={
         "full_refresh": Param(False, type="boolean", title="Full refresh",
                               description="Rebuild all snapshots, not only changed ones."),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from ml.assets import FEATURES_ASSET
-from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
+from ml.ops.orchestration import WAREHOUSE_POOL, dag_defaults
 
 DOC = """
 ### Recommendations
@@ -36,12 +34,7 @@ The same as `ml recommendations train` then `ml recommendations serve`.
     dag_id="recommend",
     description="Train, gate and serve item recommendations",
     schedule=[Asset(name="features", uri=FEATURES_ASSET)],
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=DOC,
-    tags=["customer-ml", "recommendations"],
-    default_args=DEFAULT_ARGS,
+    **dag_defaults(DOC, "recommendations"),
     params={
         "mode": Param("auto", type="string", enum=["auto", "manual", "dry_run"], title="Mode"),
         "folds": Param(None, type=["null", "integer"], minimum=1, maximum=12,

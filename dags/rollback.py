@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import Param, dag, get_current_context, task
 
 from ml.modeling.specs import spec_paths
-from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
+from ml.ops.orchestration import WAREHOUSE_POOL, dag_defaults
 
 DOC = """
 ### Rollback
@@ -29,12 +27,7 @@ as `ml rollback MODEL`. Trigger scoring afterwards to refresh the scores.
     dag_id="rollback",
     description="Restore a model's previous champion",
     schedule=None,
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=DOC,
-    tags=["customer-ml", "registry"],
-    default_args=DEFAULT_ARGS,
+    **dag_defaults(DOC, "registry"),
     params={
         "model": Param(spec_paths()[0].stem if spec_paths() else "churn", type="string",
                        enum=[p.stem for p in spec_paths()], title="Model"),

@@ -7,8 +7,6 @@ out with dynamic task mapping; ``publish`` swaps each model's (model, as_of) sli
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import (
     Asset,
     AssetAny,
@@ -22,7 +20,7 @@ from airflow.sdk import (
 
 from ml.assets import SCORES_ASSET, champion_asset
 from ml.modeling.specs import spec_paths
-from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
+from ml.ops.orchestration import WAREHOUSE_POOL, dag_defaults
 
 MODELS = [p.stem for p in spec_paths()]
 
@@ -65,12 +63,7 @@ Runs when a model gets a new champion (only that model is scored) and daily at 0
         timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
         assets=AssetAny(*[Asset(name=f"champion_{m}", uri=champion_asset(m)) for m in MODELS]),
     ),
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=DOC,
-    tags=["customer-ml", "scoring"],
-    default_args={**DEFAULT_ARGS, "pool": WAREHOUSE_POOL},
+    **dag_defaults(DOC, "scoring", pool=WAREHOUSE_POOL),
     params={
         "model": Param("all", type="string", enum=["all", *MODELS], title="Model"),
         "as_of": Param(None, type=["null", "string"], format="date", title="As-of date",

@@ -6,15 +6,13 @@ spec's name and description (plain YAML); everything else happens inside tasks.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import yaml
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from ml.assets import FEATURES_ASSET, champion_asset
 from ml.modeling.specs import spec_paths
-from ml.ops.orchestration import DEFAULT_ARGS, WAREHOUSE_POOL
+from ml.ops.orchestration import WAREHOUSE_POOL, dag_defaults
 
 DOC = """
 ### Train `{name}`
@@ -53,18 +51,15 @@ def _spec_headers() -> list[dict]:
 def make_training_dag(header: dict):
     name = header["name"]
     promoted = Asset(name=f"champion_{name}", uri=champion_asset(name))
+    doc = DOC.format(name=name, description=header.get("description", ""),
+                     training_set=header.get("training_set"), asset=promoted.uri)
 
     @dag(
         dag_id=f"train_{name}",
         description=f"Back-test, register and gate the {name} model",
         schedule=[Asset(name="features", uri=FEATURES_ASSET)],
-        start_date=datetime(2024, 1, 1),
-        catchup=False,
-        max_active_runs=1,  # one promotion of this model at a time
-        doc_md=DOC.format(name=name, description=header.get("description", ""),
-                          training_set=header.get("training_set"), asset=promoted.uri),
-        tags=["customer-ml", "training", name],
-        default_args=DEFAULT_ARGS,
+
+        **dag_defaults(doc, "training", name),
         params={
             "promotion_mode": Param("auto", type="string", enum=["auto", "manual", "dry_run"],
                                     values_display={"auto": "Automatic", "manual": "Approval in UI",

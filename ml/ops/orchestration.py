@@ -12,7 +12,7 @@ import logging
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 WAREHOUSE_POOL = "warehouse_writer"
 # Every DAG's default_args (a warehouse-writing DAG adds ``"pool": WAREHOUSE_POOL``).
 DEFAULT_ARGS = {"owner": "customer-ml", "retries": 1, "retry_delay": timedelta(seconds=30)}
+
+
+def dag_defaults(doc_md: str, *tags: str, pool: str | None = None) -> dict:
+    """What every DAG of the platform shares: its docs and the platform's tag, no catch-up,
+    one run at a time (one promotion of a model at a time, one writer), DEFAULT_ARGS, and
+    every task in ``pool`` if given."""
+    return {"doc_md": doc_md, "tags": ["customer-ml", *tags], "start_date": datetime(2024, 1, 1),
+            "catchup": False, "max_active_runs": 1,
+            "default_args": {**DEFAULT_ARGS, "pool": pool} if pool else DEFAULT_ARGS}
 
 
 @dataclass

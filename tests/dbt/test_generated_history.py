@@ -10,14 +10,8 @@ from datetime import date
 import pytest
 
 from ml.warehouse import replace_tables
+from tests.dbt import reference as ref
 from tests.dbt.harness import Warehouse
-from tests.dbt.reference import (
-    KEYS,
-    assert_frames_match,
-    expected_calendar,
-    expected_features,
-    expected_labels,
-)
 
 pytestmark = pytest.mark.slow
 generate = pytest.importorskip("ml.sim.history")
@@ -65,14 +59,14 @@ def test_generated_marts_match_the_pandas_recomputation(generated):
             raw["marketing_touches"]["customer_id"].isin(sample)
         ],
     }
-    calendar = expected_calendar(orders)  # the calendar comes from every customer's orders
+    calendar = ref.expected_calendar(orders)  # the calendar comes from every customer's orders
     where = "customer_id in ({})".format(", ".join(f"'{c}'" for c in sample))
     features = warehouse.query(f"select * from marts.customer_features where {where}")
-    expected = expected_features(sampled, calendar)
-    assert_frames_match(features, expected, [c for c in expected.columns if c not in KEYS])
+    expected = ref.expected_features(sampled, calendar)
+    ref.assert_frames_match(features, expected, [c for c in expected.columns if c not in ref.KEYS])
     labels = warehouse.query(f"select * from marts.customer_labels where {where}")
-    assert_frames_match(
-        labels, expected_labels(sampled, calendar), ["churn_label", "purchase_label"]
+    ref.assert_frames_match(
+        labels, ref.expected_labels(sampled, calendar), ["churn_label", "purchase_label"]
     )
 
 

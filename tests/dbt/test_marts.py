@@ -6,15 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tests.dbt import reference as ref
 from tests.dbt.harness import MARTS
 from tests.dbt.raw_data import BOUNDARY_CUSTOMER, NEVER_ORDERED_CUSTOMER, ORPHAN_CUSTOMER
-from tests.dbt.reference import (
-    KEYS,
-    assert_frames_match,
-    expected_calendar,
-    expected_features,
-    expected_labels,
-)
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +17,7 @@ def test_build_creates_every_mart_with_one_row_per_customer_and_as_of(built_ware
     for mart in MARTS[1:]:
         frame = built_warehouse.mart(mart)
         assert len(frame) > 0, mart
-        assert not frame.duplicated(KEYS).any(), mart
+        assert not frame.duplicated(ref.KEYS).any(), mart
     features = built_warehouse.mart("customer_features")
     labels = built_warehouse.mart("customer_labels")
     assert len(features) == len(labels)
@@ -31,7 +25,7 @@ def test_build_creates_every_mart_with_one_row_per_customer_and_as_of(built_ware
 
 def test_snapshot_calendar_is_derived_from_the_order_history(built_warehouse, raw_tables):
     calendar = built_warehouse.mart("snapshot_calendar")
-    expected = expected_calendar(raw_tables["orders"])
+    expected = ref.expected_calendar(raw_tables["orders"])
     pd.testing.assert_frame_equal(
         calendar.astype({c: "datetime64[ns]" for c in ("as_of_date", "data_start", "data_end")}),
         expected.astype({c: "datetime64[ns]" for c in ("as_of_date", "data_start", "data_end")}),
@@ -51,24 +45,24 @@ def test_spine_holds_every_customer_known_before_each_as_of(built_warehouse):
 
 
 def test_features_match_a_pandas_recomputation_from_raw(built_warehouse, raw_tables):
-    calendar = expected_calendar(raw_tables["orders"])
-    expected = expected_features(raw_tables, calendar)
+    calendar = ref.expected_calendar(raw_tables["orders"])
+    expected = ref.expected_features(raw_tables, calendar)
     actual = built_warehouse.mart("customer_features")
-    assert_frames_match(actual, expected, [c for c in expected.columns if c not in KEYS])
+    ref.assert_frames_match(actual, expected, [c for c in expected.columns if c not in ref.KEYS])
 
 
 def test_labels_match_a_pandas_recomputation_from_raw(built_warehouse, raw_tables):
-    calendar = expected_calendar(raw_tables["orders"])
-    expected = expected_labels(raw_tables, calendar)
+    calendar = ref.expected_calendar(raw_tables["orders"])
+    expected = ref.expected_labels(raw_tables, calendar)
     actual = built_warehouse.mart("customer_labels")
-    assert_frames_match(actual, expected, ["churn_label", "purchase_label"])
+    ref.assert_frames_match(actual, expected, ["churn_label", "purchase_label"])
     assert actual["churn_label"].notna().any() and actual["churn_label"].isna().any()
 
 
 def test_training_sets_hold_matured_labels_of_their_population(built_warehouse):
     features = built_warehouse.mart("customer_features")
     labels = built_warehouse.mart("customer_labels")
-    both = features.merge(labels, on=KEYS)
+    both = features.merge(labels, on=ref.KEYS)
     for mart, population, label, horizon in (
         ("churn_training_set", "in_churn_population", "churn_label", 90),
         ("purchase_propensity_training_set", "in_propensity_population", "purchase_label", 30),
@@ -76,7 +70,7 @@ def test_training_sets_hold_matured_labels_of_their_population(built_warehouse):
         training = built_warehouse.mart(mart)
         expected = both[both[population] & both[label].notna()]
         assert len(training) == len(expected), mart
-        check = training.merge(expected[KEYS + [label]], on=KEYS)
+        check = training.merge(expected[ref.KEYS + [label]], on=ref.KEYS)
         assert (check["label"] == check[label]).all(), mart
         matured_on = pd.to_datetime(training["label_matured_on"])
         assert (

@@ -6,14 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tests.dbt import reference as ref
 from tests.dbt.raw_data import BOUNDARY_CUSTOMER
-from tests.dbt.reference import (
-    KEYS,
-    assert_frames_match,
-    expected_calendar,
-    expected_features,
-    expected_labels,
-)
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +87,7 @@ def test_events_at_or_after_an_as_of_date_change_no_feature_up_to_it(warehouse, 
     assert (next_snapshot["days_since_last_click"] <= 27).all()  # the click on 2024-06-04
 
     labels = after["customer_labels"].merge(
-        before["customer_labels"], on=KEYS, suffixes=("", "_before")
+        before["customer_labels"], on=ref.KEYS, suffixes=("", "_before")
     )
     leaky = labels["customer_id"].isin(customers)
     at_as_of = labels["as_of_date"] == AS_OF
@@ -119,7 +113,7 @@ def test_as_of_end_and_weekly_cadence(warehouse, raw_tables):
     run = warehouse.build(dbt_vars={"snapshot_cadence": "week", "as_of_end": as_of_end})
     assert run.ok, run.output
 
-    calendar = expected_calendar(raw_tables["orders"], cadence="week", as_of_end=as_of_end)
+    calendar = ref.expected_calendar(raw_tables["orders"], cadence="week", as_of_end=as_of_end)
     actual_calendar = warehouse.mart("snapshot_calendar")
     assert list(pd.to_datetime(actual_calendar["as_of_date"])) == list(calendar["as_of_date"])
     assert str(actual_calendar["data_end"].max().date()) == as_of_end
@@ -137,8 +131,8 @@ def test_as_of_end_and_weekly_cadence(warehouse, raw_tables):
         name: (frame if time_columns[name] is None else frame[frame[time_columns[name]] < cutoff])
         for name, frame in raw_tables.items()
     }
-    expected = expected_features(truncated, calendar)
-    assert_frames_match(
+    expected = ref.expected_features(truncated, calendar)
+    ref.assert_frames_match(
         warehouse.mart("customer_features"),
         expected,
         [
@@ -152,8 +146,8 @@ def test_as_of_end_and_weekly_cadence(warehouse, raw_tables):
             "bgnbd_T",
         ],
     )
-    assert_frames_match(
+    ref.assert_frames_match(
         warehouse.mart("customer_labels"),
-        expected_labels(truncated, calendar),
+        ref.expected_labels(truncated, calendar),
         ["churn_label", "purchase_label"],
     )

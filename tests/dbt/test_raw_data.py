@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dbt.reference import (
-    KEYS,
-    assert_frames_match,
-    expected_calendar,
-    expected_features,
-    expected_labels,
-)
+from tests.dbt import reference as ref
 
 pytestmark = pytest.mark.slow
 
@@ -55,9 +49,9 @@ def test_missing_optional_tables_mean_null_features_not_a_crash(warehouse, raw_t
             assert features[column].isna().all(), f"{column} (from raw.{table}) should be null"
     # without raw.customers a customer is known from their first order on
     orders_only = {"orders": raw_tables["orders"]}
-    calendar = expected_calendar(raw_tables["orders"])
-    expected = expected_features(orders_only, calendar)
-    assert_frames_match(features, expected, [c for c in expected.columns if c not in KEYS])
+    calendar = ref.expected_calendar(raw_tables["orders"])
+    expected = ref.expected_features(orders_only, calendar)
+    ref.assert_frames_match(features, expected, [c for c in expected.columns if c not in ref.KEYS])
     # order features of the rows both builds have are unchanged
     order_columns = [
         "days_since_last_order",
@@ -72,9 +66,9 @@ def test_missing_optional_tables_mean_null_features_not_a_crash(warehouse, raw_t
         "purchase_gap_mean_days",
         "in_churn_population",
     ]
-    common = features.merge(before[KEYS], on=KEYS)
+    common = features.merge(before[ref.KEYS], on=ref.KEYS)
     assert len(common) > 0.8 * len(features)
-    assert_frames_match(common, before.merge(common[KEYS], on=KEYS), order_columns)
+    ref.assert_frames_match(common, before.merge(common[ref.KEYS], on=ref.KEYS), order_columns)
     for mart in ("churn_training_set", "purchase_propensity_training_set"):
         assert len(warehouse.mart(mart)) > 0, mart
 
@@ -92,17 +86,17 @@ def test_orders_with_only_the_required_columns(warehouse, raw_tables):
     assert run.ok, run.output
 
     tables = {**raw_tables, "orders": raw_tables["orders"].assign(status="completed", discount=0.0)}
-    calendar = expected_calendar(tables["orders"])
+    calendar = ref.expected_calendar(tables["orders"])
     features = warehouse.mart("customer_features")
-    assert_frames_match(
+    ref.assert_frames_match(
         features,
-        expected_features(tables, calendar),
+        ref.expected_features(tables, calendar),
         ["orders_lifetime", "revenue_365d", "return_rate", "days_since_last_order"],
     )
     assert (features["discount_share"].dropna() == 0).all()
-    assert_frames_match(
+    ref.assert_frames_match(
         warehouse.mart("customer_labels"),
-        expected_labels(tables, calendar),
+        ref.expected_labels(tables, calendar),
         ["churn_label", "purchase_label"],
     )
 

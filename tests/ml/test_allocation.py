@@ -69,8 +69,9 @@ def brute_force(p, v, channels, budget) -> float:
     return float(totals[feasible].max())
 
 
-def full_lp_bound(p, v, channels, budget) -> float:
-    """The LP relaxation on every (customer, channel) pair, straight from linprog."""
+def textbook_problem(p, v, channels, budget):
+    """Objective and constraints (A x <= b) of the textbook formulation on every (customer,
+    channel) pair: at most one channel per customer, the budget, each channel's capacity."""
     values = expected_values(p, v, channels)
     n, n_channels = values.shape
     rows = [np.kron(np.eye(n), np.ones(n_channels)),
@@ -80,25 +81,20 @@ def full_lp_bound(p, v, channels, budget) -> float:
         if channel.capacity is not None:
             rows.append(np.tile(np.eye(n_channels)[j], n)[None, :])
             rhs.append([channel.capacity])
-    result = linprog(-values.ravel(), A_ub=np.vstack(rows), b_ub=np.concatenate(rhs),
-                     bounds=(0, 1), method="highs")
-    return -result.fun
+    return -values.ravel(), np.vstack(rows), np.concatenate(rhs)
+
+
+def full_lp_bound(p, v, channels, budget) -> float:
+    """The LP relaxation of the textbook formulation, straight from linprog."""
+    objective, A, b = textbook_problem(p, v, channels, budget)
+    return -linprog(objective, A_ub=A, b_ub=b, bounds=(0, 1), method="highs").fun
 
 
 def binary_milp_optimum(p, v, channels, budget) -> float:
     """The optimum of the textbook MILP: binary x_ic, at most one channel per customer."""
-    values = expected_values(p, v, channels)
-    n, n_channels = values.shape
-    rows = [np.kron(np.eye(n), np.ones(n_channels)),
-            np.tile([c.cost for c in channels], n)[None, :]]
-    rhs = [np.ones(n), [budget]]
-    for j, channel in enumerate(channels):
-        if channel.capacity is not None:
-            rows.append(np.tile(np.eye(n_channels)[j], n)[None, :])
-            rhs.append([channel.capacity])
-    result = milp(-values.ravel(), integrality=np.ones(values.size), bounds=Bounds(0, 1),
-                  constraints=LinearConstraint(np.vstack(rows), -np.inf, np.concatenate(rhs)),
-                  options={"mip_rel_gap": 1e-9})
+    objective, A, b = textbook_problem(p, v, channels, budget)
+    result = milp(objective, integrality=np.ones(objective.size), bounds=Bounds(0, 1),
+                  constraints=LinearConstraint(A, -np.inf, b), options={"mip_rel_gap": 1e-9})
     assert result.status == 0
     return -result.fun
 

@@ -55,10 +55,7 @@ def kaggle_gini(actual, pred):
 # ---------------------------------------------------------------- agreement with scikit-learn
 
 
-@PROPERTY
-@given(binary_cases())
-def test_binary_metrics_match_sklearn(case):
-    y, p = case
+def assert_binary_metrics_match_sklearn(y, p):
     assert m.roc_auc(y, p) == pytest.approx(sk.roc_auc_score(y, p), abs=1e-12)
     assert m.pr_auc(y, p) == pytest.approx(sk.average_precision_score(y, p), abs=1e-12)
     assert m.brier(y, p) == pytest.approx(sk.brier_score_loss(y, p), abs=1e-12)
@@ -66,14 +63,16 @@ def test_binary_metrics_match_sklearn(case):
                                                                        rel=1e-12)
 
 
+@PROPERTY
+@given(binary_cases())
+def test_binary_metrics_match_sklearn(case):
+    assert_binary_metrics_match_sklearn(*case)
+
+
 @pytest.mark.parametrize("decimals", [1, 2, 6])
 def test_binary_metrics_match_sklearn_on_larger_data(decimals):
     y, p = random_binary(decimals=decimals)
-    p = np.clip(p, 0.01, 0.99)
-    assert m.roc_auc(y, p) == pytest.approx(sk.roc_auc_score(y, p), abs=1e-12)
-    assert m.pr_auc(y, p) == pytest.approx(sk.average_precision_score(y, p), abs=1e-12)
-    assert m.log_loss(y, p) == pytest.approx(sk.log_loss(y, p), rel=1e-12)
-    assert m.brier(y, p) == pytest.approx(sk.brier_score_loss(y, p), abs=1e-12)
+    assert_binary_metrics_match_sklearn(y, np.clip(p, 0.01, 0.99))
 
 
 def test_log_loss_clips_at_eps():
@@ -382,7 +381,8 @@ def test_metric_registries():
                                       "lift_top_decile", "capture_top_decile",
                                       "lift_share_of_max"]
     assert list(m.REGRESSION_METRICS) == ["rmse", "mae", "normalized_gini", "calibration_error"]
-    assert set(m.GREATER_IS_BETTER) == set(m.BINARY_METRICS) | set(m.REGRESSION_METRICS)
+    assert set(m.GREATER_IS_BETTER) == (set(m.BINARY_METRICS) | set(m.REGRESSION_METRICS)
+                                        | set(specs.RANKING_METRICS))
     assert set(specs.BINARY_METRICS) == set(m.BINARY_METRICS)
     assert set(specs.REGRESSION_METRICS) == set(m.REGRESSION_METRICS)
     y, p = random_binary(500)
