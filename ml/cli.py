@@ -425,7 +425,7 @@ def benchmark(
         "snapshots).")] = None,
     reference_customers: Annotated[int | None, typer.Option(
         min=0, help="Customers of the data-rich reference history (synthetic data only); "
-        "default 20x the benchmarked customers, 0 skips it.")] = None,
+        "default 20x the history's (or --customers) customers, 0 skips it.")] = None,
     folds: Annotated[int | None, typer.Option(min=1, help="Back-test folds (default: the "
                                                           "spec's).")] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials per search of every "

@@ -3,8 +3,8 @@
 Each learner is back-tested by the training job's own ``run_backtest`` (so a tuned learner
 searches on each fold's past only), one learner at a time while its process memory is
 sampled. The predictions are pooled per fold; metrics per fold give the mean the ranking
-uses (as ``choose_candidate`` does), and the pooled out-of-time rows, resampled within
-folds, give the bootstrap CIs of each learner's metrics and of each gap in the ranking.
+uses (as ``choose_candidate`` does), and resampling the rows within each fold gives the
+bootstrap CIs of that mean, for each learner's metrics and for each gap in the ranking.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import yaml
 from ml.benchmark import economics
 from ml.benchmark.reference import (
     REFERENCE_FACTOR,
-    ReferenceHistory,
     build_reference,
+    history_customers,
     load_reference,
     synthetic_window,
 )
@@ -204,7 +204,7 @@ def _ci(spec: ModelSpec, preds: pd.DataFrame, column: str, metric: str) -> dict 
     try:
         return m.bootstrap_ci(rows["y"].to_numpy(), rows[column].to_numpy(), metric,
                               n_boot=spec.backtest.bootstrap_samples,
-                              groups=rows["fold"].to_numpy())
+                              groups=rows["fold"].to_numpy(), mean_over_groups=True)
     except ValueError:  # e.g. a metric undefined on these rows
         return None
 
@@ -214,7 +214,7 @@ def _gap(spec: ModelSpec, preds: pd.DataFrame, better: str, worse: str) -> dict:
     gain = m.bootstrap_gain_ci(rows["y"].to_numpy(), rows[better].to_numpy(),
                                rows[worse].to_numpy(), spec.primary_metric,
                                n_boot=spec.backtest.bootstrap_samples,
-                               groups=rows["fold"].to_numpy())
+                               groups=rows["fold"].to_numpy(), mean_over_groups=True)
     return {"vs": worse, **gain, "significant": bool(gain["low"] > 0)}
 
 
@@ -365,7 +365,7 @@ def run_benchmark(model: str = "churn", learners: list[str] | None = None,
                   automl_seconds: float | None = None, log_report: bool = True) -> dict:
     """``ml benchmark``: read the model's training set, benchmark the roster on it (a random
     ``customers`` of its customers, if given), add the data-rich reference on synthetic data
-    (``reference_customers``, default 20x the benchmarked customers; 0 skips it) and log the
+    (``reference_customers``, default 20x the history's customers; 0 skips it) and log the
     report to the MLflow experiment ``benchmark``. Returns the JSON-able summary."""
     from ml.benchmark.report import log_benchmark
     from ml.marts import unavailable_features
@@ -378,20 +378,24 @@ def run_benchmark(model: str = "churn", learners: list[str] | None = None,
     if customers:
         data = sample_customers(data, spec, customers)
     chosen = roster(spec, learners, trials, automl_seconds)
-    reference, note = None, None
+    reference, note, history = None, None, None
     if reference_customers == 0:
         note = "skipped (reference customers 0)"
     elif synthetic_window() is None:
         note = "real data: no generator to draw a larger history from"
     else:
-        size = reference_customers or REFERENCE_FACTOR * int(data.frame[spec.columns.id].nunique())
-        history: ReferenceHistory = build_reference(spec, size)
+        benchmarked = min(customers, history_customers()) if customers else history_customers()
+        size = reference_customers or REFERENCE_FACTOR * benchmarked
+        history = build_reference(spec, size)
         reference = load_reference(spec, history, unavailable)
     campaign = (economics.campaign_economics() if spec.name == economics.CAMPAIGN_MODEL
                 else f"no campaign economics for {spec.name} (the retention campaign acts "
                      f"on {economics.CAMPAIGN_MODEL})")
     summary, result = benchmark(spec, data, chosen, reference=reference, reference_note=note,
                                 campaign=campaign)
+    if history is not None:
+        summary["reference"]["history"] = {"customers": history.customers, "seed": history.seed,
+                                           "start": str(history.start), "end": str(history.end)}
     summary["seconds"] = round(time.perf_counter() - started, 1)
     if log_report:
         summary["mlflow"] = log_benchmark(spec, summary, result)

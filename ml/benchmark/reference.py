@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from ml.dbt import dbt_command
-from ml.modeling.specs import ModelSpec
+from ml.modeling.specs import ModelSpec, load_specs
 from ml.modeling.training_data import TrainingSet, load_training_set
 from ml.schema import ORACLE_TABLE
 from ml.settings import EVAL_SCHEMA, get_settings
@@ -59,6 +59,15 @@ def synthetic_window() -> tuple[date, date] | None:
     return start, end - timedelta(days=1)  # data_end is the day after the last event
 
 
+def history_customers() -> int:
+    """Customers in the benchmarked history (every customer the spine knows, not only a
+    model's population): the reference is a multiple of the generator's own size."""
+    wh = get_warehouse()
+    return int(wh.scalar(f"SELECT count(DISTINCT customer_id) FROM "
+                         f"{wh.relation('marts', 'customer_features')}",
+                         stage="benchmark history customers"))
+
+
 def _dbt_project_hash() -> str:
     """Hash of the dbt code a build depends on, so a changed model rebuilds the reference."""
     project = get_settings().dbt_project_dir
@@ -71,40 +80,62 @@ def _dbt_project_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+def _horizons(spec: ModelSpec) -> dict[str, int]:
+    """The dbt label-horizon vars: every spec's, this spec's as it is here (an override)."""
+    horizons = {s.horizon_var: s.horizon_days for s in load_specs().values() if s.horizon_var}
+    if spec.horizon_var:
+        horizons[spec.horizon_var] = spec.horizon_days
+    return horizons
+
+
+def _dbt_run(home: Path, spec: ModelSpec, horizons: dict[str, int]) -> None:
+    """Build ``spec.training_set`` (and what it reads) in the reference warehouse at
+    ``home``."""
+    own = replace(get_settings(), local_dir=home, warehouse_path=home / "warehouse.duckdb")
+    table = split_name(spec.training_set)[1]
+    run = dbt_command(["run", "--quiet", "--select", f"+{table}",
+                       *(["--vars", json.dumps(horizons)] if horizons else [])],
+                      own, check=False, capture=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"dbt could not build {spec.training_set} for the reference "
+                           f"history:\n{run.stdout[-3000:]}")
+
+
 def build_reference(spec: ModelSpec, customers: int,
                     seed: int = REFERENCE_SEED) -> ReferenceHistory:
-    """Generate the larger history and build ``spec.training_set`` from it with dbt, unless
-    an identical build is already kept. Built in a scratch directory and moved into place,
-    so a build that dies halfway is never reused."""
+    """The larger history with ``spec.training_set`` built from it, reusing a kept one
+    (generated with the same arguments, built by the same dbt code): a first build is made
+    in a scratch directory and moved into place, so one that dies halfway is never reused;
+    a model's training set missing from a kept history is added to it."""
     from ml.sim.history import generate
 
     window = synthetic_window()
     if window is None:
         raise ValueError("the data-rich reference needs a synthetic history (eval.oracle_labels)")
     start, end = window
-    settings = get_settings()
-    table = split_name(spec.training_set)[1]
-    dbt_vars = {spec.horizon_var: spec.horizon_days} if spec.horizon_var else {}
     recipe = {"customers": customers, "seed": seed, "start": str(start), "end": str(end),
-              "relation": spec.training_set, "dbt_vars": dbt_vars, "dbt": _dbt_project_hash()}
+              "dbt": _dbt_project_hash()}
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    home = settings.local_dir / "benchmark" / f"reference-{customers}-{key}"
+    home = get_settings().local_dir / "benchmark" / f"reference-{customers}-{key}"
     history = ReferenceHistory(customers, seed, start, end, home / "warehouse.duckdb")
-    if (home / "build.json").exists():
+    record, horizons = home / "build.json", _horizons(spec)
+    if record.exists():
+        built = json.loads(record.read_text())
+        if built["horizons"] != horizons or spec.training_set not in built["relations"]:
+            _dbt_run(home, spec, horizons)  # labels built with other horizons are stale now
+            relations = built["relations"] if built["horizons"] == horizons else []
+            record.write_text(json.dumps({**built, "horizons": horizons,
+                                          "relations": [*relations, spec.training_set]},
+                                         indent=1))
         return history
     scratch = home.with_name(f"{home.name}.building-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     generate(customers=customers, seed=seed, start=start, end=end,
              warehouse_path=scratch / "warehouse.duckdb")
-    own = replace(settings, local_dir=scratch, warehouse_path=scratch / "warehouse.duckdb")
-    run = dbt_command(["run", "--quiet", "--select", f"+{table}",
-                       *(["--vars", json.dumps(dbt_vars)] if dbt_vars else [])],
-                      own, check=False, capture=True)
-    if run.returncode != 0:
-        raise RuntimeError(f"dbt could not build {spec.training_set} for the reference "
-                           f"history:\n{run.stdout[-3000:]}")
-    (scratch / "build.json").write_text(json.dumps(recipe, indent=1))
+    _dbt_run(scratch, spec, horizons)
+    (scratch / "build.json").write_text(json.dumps(
+        {**recipe, "horizons": horizons, "relations": [spec.training_set]}, indent=1))
     try:
         scratch.rename(home)
     except OSError:  # another run built it meanwhile: keep theirs

@@ -41,7 +41,7 @@ def _profit(entry: dict) -> str:
 def markdown(summary: dict) -> str:
     """The report's text: the table per learner, the ranking, the measured limit."""
     metric, guardrails = summary["primary_metric"], summary["guardrails"]
-    head = ["learner", "kind", f"{metric} (folds mean ± std [pooled 95% CI])",
+    head = ["learner", "kind", f"{metric} (mean ± std over folds [95% CI])",
             *guardrails, "top-decile lift", "profit at capacity", "fit s", "tuning s",
             "predict s / 1M rows", "peak RSS MiB"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -80,8 +80,10 @@ def markdown(summary: dict) -> str:
     limit_lines = [
         f"- **model** (`{limit['model']}`, what training registers): "
         f"{_number(limit['model_value'])}",
-        f"- **data-rich reference** (same learner, {reference.get('customers', 0):,} customers "
-        f"of the same generator): {_number(limit['reference_value'])}"
+        f"- **data-rich reference** (same learner trained on a history of "
+        f"{reference.get('history', {}).get('customers', reference.get('customers', 0)):,} "
+        f"customers from the same generator, {reference.get('rows', 0):,} training rows): "
+        f"{_number(limit['reference_value'])}"
         + (f" — {reference['note']}" if reference.get("note") else ""),
         f"- **oracle** (latent state): {_number(limit['oracle_value'])}"
         + (f" — {summary['oracle_note']}" if summary.get("oracle_note") else ""),
@@ -105,8 +107,8 @@ def markdown(summary: dict) -> str:
         f"out-of-time folds of `{summary['training_set']}` ({data['rows']:,} rows, "
         f"{data['customers']:,} customers, {data['features']} features): {folds}. A fold "
         "trains only on rows whose label matured by its date; tuned learners search on each "
-        "fold's own past only. CIs: bootstrap of the pooled fold rows, resampled within "
-        f"folds. Finished in {summary['seconds']:.0f} s.",
+        "fold's own past only. CIs (learners and gaps): bootstrap of the mean over folds, rows "
+        f"resampled within each fold. Finished in {summary['seconds']:.0f} s.",
         "",
         "## Learners", "", *lines, "",
         f"Profit at capacity: {campaign_text}. Predict time: "
@@ -137,21 +139,18 @@ def _plots(summary: dict, result: BacktestResult, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(ok) + 1.5))
     ordered = sorted(ok, key=lambda r: r["metrics"][metric]["mean"])
     means = [r["metrics"][metric]["mean"] for r in ordered]
-    cis = [r["metrics"][metric]["ci"] or {"low": v, "high": v} for r, v in zip(ordered, means,
-                                                                                 strict=True)]
-    ci_values = [r["metrics"][metric]["ci"]["value"] if r["metrics"][metric]["ci"] else v
-                 for r, v in zip(ordered, means, strict=True)]
-    ax.errorbar(ci_values, range(len(ordered)), fmt="none", ecolor="grey",
-                xerr=[[v - c["low"] for v, c in zip(ci_values, cis, strict=True)],
-                      [c["high"] - v for v, c in zip(ci_values, cis, strict=True)]])
-    ax.scatter(means, range(len(ordered)), zorder=3, label="mean over folds")
+    cis = [r["metrics"][metric]["ci"] or {"low": v, "high": v}
+           for r, v in zip(ordered, means, strict=True)]
+    ax.errorbar(means, range(len(ordered)), fmt="o", ecolor="grey", label="mean over folds",
+                xerr=[[v - c["low"] for v, c in zip(means, cis, strict=True)],
+                      [c["high"] - v for v, c in zip(means, cis, strict=True)]])
     ax.set_yticks(range(len(ordered)), [r["learner"] for r in ordered])
     for name, style in (("oracle", "k--"), ("reference", "g:")):
         entry = summary.get(name) or {}
         if entry.get("metrics"):
             ax.axvline(entry["metrics"][metric]["mean"], color=style[0], ls=style[1:],
                        label=name)
-    ax.set(xlabel=metric, title=f"{metric} per learner (pooled 95% CI)")
+    ax.set(xlabel=metric, title=f"{metric} per learner (mean over folds, 95% CI)")
     ax.legend(fontsize=7)
     save(fig, "metric_ci")
 
