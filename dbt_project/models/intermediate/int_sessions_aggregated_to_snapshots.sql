@@ -1,8 +1,9 @@
 {#- Engagement features per (customer, as-of date) from sessions started before the as-of
-    date: counts over the trailing 30 and 90 days and the latest session ever. Each
-    snapshot joins its customer's sessions of the 90 days before it (same technique as
-    int_orders_aggregated_to_snapshots), and the one session that is its customer's last
-    before the as-of day (an interval lookup: no aggregation over the whole history). -#}
+    date: counts over the trailing 30 and 90 days, the latest session ever and the count of
+    all sessions so far. Each snapshot joins its customer's sessions of the 90 days before
+    it (same technique as int_orders_aggregated_to_snapshots), and the one session that is
+    its customer's last before the as-of day (an interval lookup: no aggregation over the
+    whole history), which carries the running count of the customer's sessions. -#}
 {{ config(**incremental_snapshot_config()) }}
 
 with spine as (
@@ -60,12 +61,13 @@ last_90_days as (
 
 session_sequence as (
 
-    -- each session with the day of the customer's next session
+    -- each session with the day of the customer's next session and their sessions so far
     select
         customer_id,
         session_day,
         started_at,
-        lead(session_day) over (partition by customer_id order by started_at, session_id) as next_session_day
+        lead(session_day) over (partition by customer_id order by started_at, session_id) as next_session_day,
+        row_number() over (partition by customer_id order by started_at, session_id) as sessions_so_far
     from sessions
 
 ),
@@ -77,7 +79,8 @@ latest as (
         spine.customer_id,
         spine.as_of_date,
         spine.as_of_day - session_sequence.session_day as days_since_last_session,
-        session_sequence.started_at as last_session_at
+        session_sequence.started_at as last_session_at,
+        session_sequence.sessions_so_far as sessions_lifetime
     from spine
     left join session_sequence
         on spine.customer_id = session_sequence.customer_id
@@ -97,6 +100,7 @@ select
     cast(coalesce(last_90_days.cart_adds_90d, 0) as {{ dbt.type_int() }}) as cart_adds_90d,
     latest.days_since_last_session,
     latest.last_session_at,
+    cast(coalesce(latest.sessions_lifetime, 0) as {{ dbt.type_int() }}) as sessions_lifetime,
     {{ snapshot_fingerprint('fingerprints') }} as snapshot_fingerprint
 from last_90_days
 inner join latest

@@ -6,6 +6,9 @@
 {%- set has_sessions = source_exists('sessions') -%}
 {%- set has_touches = source_exists('marketing_touches') -%}
 {%- set channels = ['sem', 'seo', 'crm', 'display'] -%}
+{#- Days the customer has been known, at least 30: the denominator of per-year rates, so a
+    brand-new customer's first order does not read as a rate of hundreds a year. -#}
+{%- set known_days = 'greatest(' ~ dbt.datediff('cast(spine.known_since_at as date)', 'spine.as_of_date', 'day') ~ ', 30)' -%}
 
 with spine as (
 
@@ -71,6 +74,10 @@ select
     cast(orders.purchase_gap_last_days as {{ dbt.type_int() }}) as purchase_gap_last_days,
     {{ safe_divide('orders.orders_90d', 'orders.orders_prior_90d') }} as orders_trend_90d,
     {{ safe_divide('orders.revenue_90d', 'orders.revenue_prior_90d') }} as revenue_trend_90d,
+    -- the customer's own purchase rate, and how overdue the next purchase is against their
+    -- usual gap (a silent dropout shows as a recency far beyond the rhythm)
+    {{ safe_divide('365 * coalesce(orders.orders_lifetime, 0)', known_days) }} as orders_per_year,
+    {{ safe_divide('orders.days_since_last_order', 'orders.purchase_gap_mean_days') }} as recency_ratio,
 
     -- price sensitivity and order outcomes over the trailing 365 days
     {{ safe_divide('orders.discount_365d', 'orders.revenue_365d + orders.discount_365d') }} as discount_share,
@@ -90,6 +97,12 @@ select
     {{ optional_count(has_sessions, 'sessions.cart_adds_30d') }} as cart_adds_30d,
     {{ optional_count(has_sessions, 'sessions.cart_adds_90d') }} as cart_adds_90d,
     {{ optional_value(has_sessions, 'sessions.days_since_last_session', dbt.type_int()) }} as days_since_last_session,
+    -- visits per year since the customer was known, and the last 90 days' visit rate against
+    -- it (after a silent dropout, visits fall to a trickle)
+    {{ optional_value(has_sessions, safe_divide('365 * sessions.sessions_lifetime', known_days), type_double()) }}
+        as sessions_per_year,
+    {{ optional_value(has_sessions, safe_divide('sessions.sessions_90d * ' ~ known_days, '90 * sessions.sessions_lifetime'), type_double()) }}
+        as session_rate_ratio_90d,
 
     -- marketing (marketing_touches)
     {{ optional_count(has_touches, 'touches.touches_90d') }} as touches_90d,
