@@ -146,5 +146,7 @@ def test_mlflow_registry_champion_and_report(page, servers, platform_run):
     # MLflow renders an HTML artifact in a frame of its artifact viewer.
     report = page.frame_locator("iframe").first
     expect(report.get_by_role("heading", name=f"{MANUAL_MODEL}: back-test report")).to_be_visible()
-    expect(report.get_by_text(f"# {MANUAL_MODEL}: model card")).to_be_visible()
+    # the model card rendered as HTML (not literal markdown), the gate's verdict on top
+    expect(report.get_by_role("heading", name=f"{MANUAL_MODEL}: model card")).to_be_visible()
+    expect(report.get_by_text("Verdict: promote", exact=True)).to_be_visible()
     _shot(page, "mlflow-backtest-report")
