@@ -44,10 +44,20 @@ The same as `ml recommendations train` then `ml recommendations serve`.
 def recommend():
     @task(pool=WAREHOUSE_POOL)
     def train() -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from ml.marts import raw_tables_present
+        from ml.recommend.data import RecommendationDataError
         from ml.recommend.train import train_and_gate
 
+        if "order_items" not in raw_tables_present():  # orders alone name no items
+            raise AirflowSkipException("recommendations need the raw table order_items, "
+                                       "which this data does not have")
         params = get_current_context()["params"]
-        return train_and_gate(mode=params["mode"], folds=params["folds"])
+        try:
+            return train_and_gate(mode=params["mode"], folds=params["folds"])
+        except RecommendationDataError as exc:  # e.g. no item history before any cutoff
+            raise AirflowSkipException(str(exc)) from exc
 
     @task(pool=WAREHOUSE_POOL)
     def serve(trained: dict) -> dict:  # after train, whatever the gate decided
