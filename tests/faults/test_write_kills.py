@@ -89,7 +89,23 @@ def _build_killed_after(state, models: int) -> int:
     process.stdout.close()
     assert process.wait(timeout=60) == -signal.SIGKILL, "the build ended before the kill"
     _wait_until_gone(process.pid)
+    _wait_for_the_file_lock(state / "warehouse.duckdb")
     return built
+
+
+def _wait_for_the_file_lock(path: Path) -> None:
+    """The kernel drops a killed process's DuckDB file lock once its last descriptor closes,
+    which can lag its exit on a loaded machine: wait for it (at most a minute)."""
+    import duckdb
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            duckdb.connect(str(path), read_only=True).close()
+            return
+        except duckdb.IOException:
+            assert time.monotonic() < deadline, f"{path} still locked a minute after the kill"
+            time.sleep(0.2)
 
 
 def _wait_until_gone(group: int) -> None:
