@@ -103,6 +103,10 @@ select
         as sessions_per_year,
     {{ optional_value(has_sessions, safe_divide('sessions.sessions_90d * ' ~ known_days, '90 * sessions.sessions_lifetime'), type_double()) }}
         as session_rate_ratio_90d,
+    -- visits the customer's usual rate would have made since their last one: a long silence
+    -- from a frequent visitor is the clearest trace of a dropout
+    {{ optional_value(has_sessions, safe_divide('sessions.sessions_lifetime * sessions.days_since_last_session', known_days), type_double()) }}
+        as expected_sessions_since_last_session,
 
     -- marketing (marketing_touches)
     {{ optional_count(has_touches, 'touches.touches_90d') }} as touches_90d,
