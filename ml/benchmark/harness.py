@@ -29,7 +29,13 @@ from ml.benchmark.reference import (
     synthetic_window,
 )
 from ml.modeling import metrics as m
-from ml.modeling.backtest import BacktestResult, choose_candidate, plan_folds, run_backtest
+from ml.modeling.backtest import (
+    BacktestResult,
+    choose_candidate,
+    plan_folds,
+    run_backtest,
+    task_metrics,
+)
 from ml.modeling.learners import build_pipeline, predict
 from ml.modeling.report import gap_closed, summary_table
 from ml.modeling.specs import Learner, ModelSpec, get_spec
@@ -91,7 +97,7 @@ def memory_sampler(interval: float = 0.02):
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    result = {"start": start}
+    result: dict[str, float] = {}
     try:
         yield result
     finally:
@@ -171,9 +177,8 @@ def _reference_predictions(spec: ModelSpec, data: TrainingSet, learner: Learner,
                                    name: p}))
         if spec.task == "binary" and len(np.unique(y[fold.test_rows])) < 2:
             continue
-        rows += [(fold.index, fold.as_of, name, metric, value) for metric, value in
-                 (m.binary_metrics if spec.task == "binary" else m.regression_metrics)(
-                     y[fold.test_rows], p).items()]
+        rows += [(fold.index, fold.as_of, name, metric, value)
+                 for metric, value in task_metrics(spec.task, y[fold.test_rows], p).items()]
     return BacktestResult(pd.concat(parts, ignore_index=True),
                           pd.DataFrame(rows, columns=["fold", "as_of", "learner", "metric",
                                                       "value"]))

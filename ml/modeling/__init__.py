@@ -2,7 +2,8 @@
 
 Model specs (``specs.py``, ``model_specs/*.yaml``), training sets read from the marts
 (``training_data.py``), learners as whole scikit-learn pipelines (``learners.py``,
-``bgnbd.py``), the rolling-origin back-test (``backtest.py``), metrics and bootstrap CIs
+``bgnbd.py``), the rolling-origin folds (``folds.py``) and back-test (``backtest.py``),
+hyper-parameter search nested inside each fold (``tuning.py``), metrics and bootstrap CIs
 (``metrics.py``), the training run (``train.py``) and its MLflow report (``report.py``).
 
 May import: ``ml.settings``, ``ml.schema``, ``ml.warehouse``, ``ml.marts``, ``ml.registry``.
