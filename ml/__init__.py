@@ -6,8 +6,9 @@ circular import):
 - ``ml.cli``: the ``ml`` command line;
 - ``ml.ops``: in-process DAG runs, the main job, status, local servers, emulator harness;
 - ``ml.decisions``: batch scoring, the retention allocation, the campaign plan;
-- ``ml.recommend``, ``ml.experiments``, ``ml.mmm``, ``ml.benchmark``: personalisation,
-  experiments and uplift, the media-mix model, learner benchmarks (as they are added);
+- ``ml.recommend``, ``ml.experiments``, ``ml.uplift``, ``ml.mmm``, ``ml.benchmark``:
+  personalisation, experiments, uplift models, the media-mix model, learner benchmarks
+  (as they are added);
 - ``ml.lifecycle``: promotion gate, ledger, promote, rollback;
 - ``ml.modeling``: specs, training data, learners, back-test, metrics, training run, report;
 - ``ml.sim``: the synthetic world and its ground truth;

@@ -17,7 +17,7 @@ LAYERS = [
     {"ml.sim"},
     {"ml.modeling"},
     {"ml.lifecycle"},
-    {"ml.recommend", "ml.experiments", "ml.mmm", "ml.benchmark"},
+    {"ml.recommend", "ml.experiments", "ml.uplift", "ml.mmm", "ml.benchmark"},
     {"ml.decisions"},
     {"ml.ops"},
     {"ml.cli"},
