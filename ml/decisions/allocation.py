@@ -12,6 +12,11 @@ sum of ``e`` subject to the budget (sum of contact costs) and the capacities: a
 multiple-choice knapsack problem (MCKP) with side constraints. Customers with at least one
 option worth contacting are the *candidates*.
 
+With an uplift model (``allocate_uplift``) the objective is expected *incremental* value,
+``e_ic = u_i * r_c * v_i - k_c``: the customer's estimated effect of contact ``u_i`` in place
+of ``p_i * s_c``'s guess that contact saves a fixed share of would-be churners, and a
+channel's relative effect ``r_c`` in place of its save rate. Same shape, same solvers.
+
 The structure that makes it tractable: every customer ranks the channels the same way
 (``e_ic`` depends on the customer only through ``a_i = p_i v_i``), so once the number of
 contacts per channel is fixed, the best plan gives the customers with the largest ``a`` to
@@ -145,8 +150,65 @@ def allocate(p, v, channels: list[Channel], budget: float,
     """The best plan for ``budget``: exact MILP for up to ``exact_max_customers`` candidates
     (customers with an option worth contacting), the greedy above that, or if HiGHS does not
     prove optimality within ``time_limit_s`` (``method`` says which)."""
+    return _solve(_Instance.build(p, v, channels), channels, budget, exact_max_customers,
+                  time_limit_s)
+
+
+def uplift_values(uplift, v, channels: list[Channel],
+                  channel_effect: dict[str, float] | None = None) -> np.ndarray:
+    """The (n, C) matrix of e_ic = u_i * r_c * v_i - k_c: the uplift objective."""
+    appeal, rates = _uplift_appeal(uplift, v, channels, channel_effect)
+    return np.outer(appeal, rates) - [c.cost for c in channels]
+
+
+def allocate_uplift(uplift, v, channels: list[Channel], budget: float,
+                    channel_effect: dict[str, float] | None = None,
+                    exact_max_customers: int = 20_000, time_limit_s: float = 30) -> Allocation:
+    """The best plan for ``budget`` on expected *incremental* value: customer ``i``'s
+    estimated effect of contact on retention ``u_i`` (an uplift model's score; negative when
+    contact drives them away) times their value ``v_i`` times the channel's effect ``r_c``,
+    minus the contact cost ``k_c``:
+
+        e_ic = u_i * r_c * v_i - k_c
+
+    ``r_c`` (``channel_effect``, default 1 for every channel) scales the pooled effect the
+    uplift model learned to channel ``c`` (e.g. a channel's measured effect over the
+    campaigns' average). The objective has the churn objective's shape, ``a_i * r_c - k_c``
+    with ``a_i = u_i v_i``, so the same exact MILP and greedy solve it, within the budget and
+    capacities. Customers with ``u_i <= 0`` (and ``v_i >= 0``) are never contacted: every
+    option loses."""
+    appeal, rates = _uplift_appeal(uplift, v, channels, channel_effect)
+    return _solve(_Instance.from_appeal(appeal, rates, channels), channels, budget,
+                  exact_max_customers, time_limit_s)
+
+
+def _uplift_appeal(uplift, v, channels: list[Channel], channel_effect: dict[str, float] | None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    validate_channels(channels)
+    u = np.asarray(uplift, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    if u.ndim != 1 or u.shape != v.shape:
+        raise ValueError(f"uplift and v must be one-dimensional and of equal length, got "
+                         f"shapes {u.shape} and {v.shape}")
+    if not np.isfinite(u).all() or (np.abs(u) > 1).any():
+        raise ValueError("uplift (effect of contact on the retention probability) must be "
+                         "finite and in [-1, 1]")
+    if not np.isfinite(v).all():
+        raise ValueError("v (customer value) must be finite")
+    effect = dict(channel_effect or {})
+    unknown = sorted(set(effect) - {c.name for c in channels})
+    if unknown:
+        raise ValueError(f"channel_effect names unknown channel(s) {unknown}; channels are "
+                         f"{[c.name for c in channels]}")
+    rates = np.array([effect.get(c.name, 1.0) for c in channels], dtype=np.float64)
+    if not np.isfinite(rates).all() or (rates < 0).any():
+        raise ValueError(f"channel_effect must be finite and >= 0, got {effect}")
+    return u * v, rates
+
+
+def _solve(instance: _Instance, channels: list[Channel], budget: float,
+           exact_max_customers: int, time_limit_s: float) -> Allocation:
     budget = _positive_budget(budget)
-    instance = _Instance.build(p, v, channels)
     relaxation = _relaxation(instance, budget)
     bound = relaxation.bound(instance, budget)
     if instance.candidates.size <= exact_max_customers:
@@ -206,7 +268,8 @@ def assign_control_group(score_deciles, share: float, seed: int) -> np.ndarray:
 
 
 def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control_share: float,
-                  seed: int, exact_max_customers: int = 20_000,
+                  seed: int, exact_max_customers: int = 20_000, *, uplift=None,
+                  channel_effect: dict[str, float] | None = None,
                   ) -> tuple[Allocation, np.ndarray, dict]:
     """Optimise, then hold out a control group from the customers the optimiser chose.
 
@@ -220,20 +283,30 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
     Returns the optimiser's plan unchanged (control customers keep the channel they would
     have had, for per-channel read-outs), ``is_control`` (True only for selected customers),
     and a summary of the treated only: the contact list is
-    ``(allocation.channel_index >= 0) & ~is_control``."""
+    ``(allocation.channel_index >= 0) & ~is_control``.
+
+    With ``uplift`` (each customer's estimated effect of contact, from the uplift champion)
+    the plan maximises expected incremental value instead (``allocate_uplift``, with
+    ``channel_effect``); ``p`` then plays no part in whom to contact."""
     _check_share(control_share)
     deciles = _deciles(deciles)
     if deciles.shape != np.shape(p):
         raise ValueError(f"deciles has shape {deciles.shape}, expected {np.shape(p)} "
                          "(one per customer)")
-    allocation = allocate(p, v, channels, budget, exact_max_customers=exact_max_customers)
+    if uplift is None:
+        allocation = allocate(p, v, channels, budget, exact_max_customers=exact_max_customers)
+        values = expected_values(p, v, channels)
+    else:
+        allocation = allocate_uplift(uplift, v, channels, budget, channel_effect,
+                                     exact_max_customers=exact_max_customers)
+        values = uplift_values(uplift, v, channels, channel_effect)
     selected = np.flatnonzero(allocation.contacted)
     is_control = np.zeros(allocation.channel_index.size, dtype=bool)
     is_control[selected] = assign_control_group(deciles[selected], control_share, seed)
 
     treated = np.flatnonzero(allocation.contacted & ~is_control)
     channel = allocation.channel_index[treated]
-    incremental = float(expected_values(p, v, channels)[treated, channel].sum())
+    incremental = float(values[treated, channel].sum())
     spend = _spend(np.bincount(channel, minlength=len(channels)),
                    np.array([c.cost for c in channels]))
     summary = {
@@ -266,10 +339,18 @@ class _Instance:
 
     @classmethod
     def build(cls, p, v, channels: list[Channel]) -> _Instance:
-        values = expected_values(p, v, channels)
+        validate_channels(channels)
         p, v = _customer_arrays(p, v)
+        return cls.from_appeal(p * v, np.array([c.save_rate for c in channels]), channels)
+
+    @classmethod
+    def from_appeal(cls, appeal: np.ndarray, rates: np.ndarray,
+                    channels: list[Channel]) -> _Instance:
+        """e_ic = a_i * r_c - k_c: the churn objective (a = p v, r = save rate) and the
+        uplift objective (a = uplift v, r = channel effect) alike."""
+        values = np.outer(appeal, rates) - np.array([c.cost for c in channels])
         candidates = np.flatnonzero((values > 0).any(axis=1))
-        appeal = p[candidates] * v[candidates]
+        appeal = appeal[candidates]
         by_appeal = np.argsort(-appeal, kind="stable")
         return cls(
             n_customers=values.shape[0],
@@ -278,7 +359,7 @@ class _Instance:
             by_appeal=by_appeal,
             appeal=appeal[by_appeal],
             costs=np.array([c.cost for c in channels], dtype=np.float64),
-            save_rates=np.array([c.save_rate for c in channels], dtype=np.float64),
+            save_rates=np.asarray(rates, dtype=np.float64),
             capacities=np.array([np.inf if c.capacity is None else c.capacity
                                  for c in channels], dtype=np.float64),
         )
