@@ -103,6 +103,9 @@ def import_(
     order_items: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
     sessions: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
     marketing_touches: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
+    media_spend: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False,
+        help="Daily spend per paid channel: date, channel, spend[, impressions, clicks].")] = None,
     mapping: Annotated[Path | None, typer.Option(
         exists=True, help="YAML: {table: {their column: our column, values: {...}}}.")] = None,
     max_rejected_share: Annotated[float, typer.Option(
@@ -122,7 +125,8 @@ def import_(
 
     files = {name: path for name, path in {
         "orders": orders, "customers": customers, "order_items": order_items,
-        "sessions": sessions, "marketing_touches": marketing_touches}.items() if path}
+        "sessions": sessions, "marketing_touches": marketing_touches,
+        "media_spend": media_spend}.items() if path}
     try:
         report = import_files(files, load_mapping(mapping) if mapping else None,
                               max_rejected_share=max_rejected_share, delimiter=delimiter,

@@ -47,6 +47,13 @@ RAW_TABLES: dict[str, dict[str, str]] = {
         "cost": "DOUBLE",
         "clicked": "BOOLEAN",
     },
+    "media_spend": {  # one row per day and paid channel (ml.mmm's input)
+        "date": "DATE",
+        "channel": "VARCHAR",  # SEM, Display, Social, Affiliate, Prospecting, ...
+        "spend": "DOUBLE",
+        "impressions": "INTEGER",
+        "clicks": "INTEGER",
+    },
 }
 
 REQUIRED_TABLES = ("orders",)
@@ -80,6 +87,23 @@ ITEM_ORACLE_COLUMNS: dict[str, str] = {
     "as_of_date": "DATE",
     "product_id": "VARCHAR",
     "p_buy": "DOUBLE",
+}
+
+
+# The true media response of the synthetic world (ml.sim.media), per day and paid channel:
+# evaluation only (bench/mmm.py compares the media-mix model with it), never a feature.
+MEDIA_TRUTH_TABLE = "media_truth"
+MEDIA_TRUTH_COLUMNS: dict[str, str] = {
+    "date": "DATE",
+    "channel": "VARCHAR",
+    "spend": "DOUBLE",
+    "adstocked_spend": "DOUBLE",
+    "contribution": "DOUBLE",  # expected new customers this channel caused that day
+    "baseline": "DOUBLE",  # expected new customers without media that day (same per channel)
+    "promotion": "DOUBLE",  # 1 on sale days
+    "adstock_alpha": "DOUBLE",  # per-day carry-over
+    "saturation_k": "DOUBLE",  # dollars per day: contribution = beta * (1 - exp(-adstock / k))
+    "beta": "DOUBLE",  # new customers per day at full saturation
 }
 
 

@@ -34,8 +34,8 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
-from datetime import date
+from dataclasses import dataclass, fields, replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ from ml.schema import (
     ITEM_ORACLE_HORIZON_DAYS,
     ITEM_ORACLE_SNAPSHOTS,
     ITEM_ORACLE_TABLE,
+    MEDIA_TRUTH_TABLE,
     ORACLE_COLUMNS,
     ORACLE_HORIZONS,
     ORACLE_TABLE,
@@ -55,7 +56,7 @@ from ml.schema import (
     oracle_column,
 )
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA
-from ml.sim import items
+from ml.sim import items, media
 from ml.sim.items import PRODUCTS_PER_CATEGORY
 from ml.warehouse import DuckDBWarehouse, get_warehouse
 
@@ -1012,6 +1013,24 @@ def _item_oracle_chunk(
     )
 
 
+# --- media ---------------------------------------------------------------------------------
+
+
+def _with_media(cal: _Calendar, seed: int, customers: int) -> tuple[_Calendar, media.MediaWorld]:
+    """The calendar whose in-window signup profile is ml.sim.media's expected new customers
+    per day (the old profile as its baseline, plus sale days and paid media), and that
+    media world. Only signup days move: the number of draws, and so every other random
+    stream, is unchanged."""
+    n_days = cal.n_days
+    weights = cal.signups.weights.copy()
+    world = media.simulate_media(seed, cal.start, cal.start + timedelta(days=n_days - 1),
+                                 weights[:n_days], customers * (1 - PRE_START_SHARE))
+    rate = world.expected_new_customers
+    weights[n_days:] *= rate[-1] / weights[n_days - 1]  # the tail (never drawn) continues
+    weights[:n_days] = rate
+    return replace(cal, signups=_Profile.of(weights)), world
+
+
 # --- entry points ------------------------------------------------------------------------
 
 
@@ -1030,6 +1049,7 @@ def generate_tables(
     if end <= start:
         raise ValueError(f"end ({end}) must be after start ({start})")
     cal = _calendar(start, end)
+    cal, media_world = _with_media(cal, seed, customers)
     rng = np.random.Generator(np.random.PCG64(seed))
     population = _draw_customers(rng, customers, cal)
     catalogue = _catalogue(rng)
@@ -1049,7 +1069,10 @@ def generate_tables(
             for name, table in tables.items():
                 parts.setdefault(name, []).append(table)
             bar.advance(task, rows.stop - rows.start)
-    result = {f"{RAW_SCHEMA}.{name}": pa.concat_tables(parts[name]) for name in RAW_TABLES}
+    result = {f"{RAW_SCHEMA}.{name}": pa.concat_tables(parts[name])
+              for name in RAW_TABLES if name != "media_spend"}
+    result[f"{RAW_SCHEMA}.media_spend"] = media_world.spend_table()
+    result[f"{EVAL_SCHEMA}.{MEDIA_TRUTH_TABLE}"] = media_world.truth_table()
     result[f"{EVAL_SCHEMA}.{ORACLE_TABLE}"] = pa.concat_tables(parts["oracle"])
     result[f"{EVAL_SCHEMA}.{ITEM_ORACLE_TABLE}"] = pa.concat_tables(parts["item_oracle"])
     return result

@@ -59,11 +59,13 @@ text). One reason per row, the first that applies in this order:
 - ``unparseable_timestamp``, ``non_numeric_<column>``, ``non_integer_<column>``,
   ``invalid_<column>`` (booleans): a non-empty value that does not parse as its column's
   type, whether the column is required or not;
-- ``negative_<column>``: revenue, discount, price, quantity, cost, page_views, cart_adds;
-- ``future_timestamp``: an event at or after the load time (default: now, UTC);
+- ``negative_<column>``: revenue, discount, price, quantity, cost, page_views, cart_adds,
+  spend, impressions, clicks;
+- ``future_timestamp``: an event at or after the load time (default: now, UTC); for
+  media_spend a date after the load time's day;
 - ``conflicting_duplicate_<key>``: several rows share an id (orders: order_id; customers:
   customer_id; order_items: order_line = order_id + line_number; sessions: session_id;
-  marketing_touches: touch_id) but differ in some value; all of them are quarantined, as
+  marketing_touches: touch_id; media_spend: date_channel = date + channel) but differ in some value; all of them are quarantined, as
   there is no telling which is right. Rows identical in every contract column are exact
   duplicates: one is kept (the first in the file) and the others only counted.
 
@@ -104,7 +106,13 @@ import duckdb
 import yaml
 
 from ml.faults import checkpoint
-from ml.schema import ITEM_ORACLE_TABLE, ORACLE_TABLE, RAW_TABLES, REQUIRED_TABLES
+from ml.schema import (
+    ITEM_ORACLE_TABLE,
+    MEDIA_TRUTH_TABLE,
+    ORACLE_TABLE,
+    RAW_TABLES,
+    REQUIRED_TABLES,
+)
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA, get_settings
 from ml.warehouse import DuckDBWarehouse, Warehouse, connect, get_warehouse, qualified
 
@@ -179,6 +187,10 @@ RULES: dict[str, _TableRules] = {
         key=("touch_id",), key_label="touch_id", required=("customer_id", "touched_at"),
         hashed_id_from=("customer_id", "touched_at", "channel", "campaign"),
         non_negative=("cost",), event_time="touched_at",
+    ),
+    "media_spend": _TableRules(
+        key=("date", "channel"), key_label="date_channel", required=("date", "channel", "spend"),
+        non_negative=("spend", "impressions", "clicks"), event_time="date",
     ),
 }
 
@@ -261,6 +273,7 @@ _MACROS = (
     """CREATE OR REPLACE TEMP MACRO _parse_timestamp(v, day_first) AS (
         CASE WHEN _parse_timestamp_any(v, day_first) >= TIMESTAMP '1900-01-01'
              THEN _parse_timestamp_any(v, day_first) END)""",
+    "CREATE OR REPLACE TEMP MACRO _parse_date(v, day_first) AS (_parse_timestamp(v, day_first)::DATE)",
     # Text as the file has it, without surrounding spaces; empty is NULL. (trim() is
     # Unicode-aware and slow: call it only when there is something to trim.)
     """CREATE OR REPLACE TEMP MACRO _clean(v) AS (
@@ -269,6 +282,7 @@ _MACROS = (
 
 _PARSERS = {  # contract type -> (macro, reason for a value it cannot read)
     "TIMESTAMP": ("_parse_timestamp", "unparseable_timestamp"),
+    "DATE": ("_parse_date", "unparseable_date"),
     "DOUBLE": ("_parse_amount", "non_numeric_{column}"),
     "INTEGER": ("_parse_integer", "non_integer_{column}"),
     "BOOLEAN": ("_parse_boolean", "invalid_{column}"),
@@ -671,7 +685,7 @@ def _type_rows(con: duckdb.DuckDBPyConnection, staged: _Staged, load_time: datet
             reasons.append(f"WHEN {text} IS NULL THEN {_str('null_' + column)}")
         if data_type in _PARSERS:
             macro, reason = _PARSERS[data_type]
-            if data_type == "TIMESTAMP":
+            if data_type in ("TIMESTAMP", "DATE"):
                 day_first, staged.report.date_order = _day_first(
                     con, staged.src, staged.staged_column(their))
                 parsed.append(f"{macro}({text}, {str(day_first).lower()}) AS {_ident(column)}")
@@ -869,7 +883,7 @@ def _write_all(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> list[st
                 if _exists(con, RAW_SCHEMA, name):
                     con.execute(f"DROP TABLE {qualified(RAW_SCHEMA, name)}")
                     dropped.append(f"{RAW_SCHEMA}.{name}")
-        for oracle in (ORACLE_TABLE, ITEM_ORACLE_TABLE):
+        for oracle in (ORACLE_TABLE, ITEM_ORACLE_TABLE, MEDIA_TRUTH_TABLE):
             if _exists(con, EVAL_SCHEMA, oracle):
                 con.execute(f"DROP TABLE {qualified(EVAL_SCHEMA, oracle)}")
                 dropped.append(f"{EVAL_SCHEMA}.{oracle}")
@@ -895,7 +909,8 @@ def _publish(con: duckdb.DuckDBPyConnection, staged: list[_Staged], target: Ware
         files[f"{RAW_SCHEMA}.{name}"] = [path]
     stale = [(RAW_SCHEMA, name) for table in RAW_TABLES for name in (table, table + EXTRA_SUFFIX)
              if f"{RAW_SCHEMA}.{name}" not in files] + [(EVAL_SCHEMA, ORACLE_TABLE),
-                                                       (EVAL_SCHEMA, ITEM_ORACLE_TABLE)]
+                                                       (EVAL_SCHEMA, ITEM_ORACLE_TABLE),
+                                                       (EVAL_SCHEMA, MEDIA_TRUTH_TABLE)]
     dropped = [f"{schema}.{name}" for schema, name in stale if target.table_exists(schema, name)]
     target.replace_tables(files, drop=dropped)
     return dropped

@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from ml.schema import (
     ITEM_ORACLE_COLUMNS,
     ITEM_ORACLE_TABLE,
+    MEDIA_TRUTH_TABLE,
     ORACLE_COLUMNS,
     ORACLE_HORIZONS,
     ORACLE_TABLE,
@@ -25,6 +26,7 @@ from ml.sim.history import GenerationSummary, generate, generate_tables
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 ORACLE = f"eval.{ORACLE_TABLE}"
 ITEM_ORACLE = f"eval.{ITEM_ORACLE_TABLE}"
+MEDIA_TRUTH = f"eval.{MEDIA_TRUTH_TABLE}"
 ARROW_TYPES = {
     "VARCHAR": pa.string(),
     "TIMESTAMP": pa.timestamp("us"),
@@ -64,7 +66,8 @@ def test_same_seed_same_tables_other_seed_other_tables():
 
 
 def test_tables_match_the_contract_exactly(tables):
-    assert set(tables) == {f"raw.{name}" for name in RAW_TABLES} | {ORACLE, ITEM_ORACLE}
+    assert set(tables) == {f"raw.{name}" for name in RAW_TABLES} | {ORACLE, ITEM_ORACLE,
+                                                                     MEDIA_TRUTH}
     for name, columns in RAW_TABLES.items():
         schema = tables[f"raw.{name}"].schema
         assert schema.names == list(columns), name
@@ -318,7 +321,7 @@ def test_generate_writes_every_table_to_the_warehouse(tmp_path):
     assert isinstance(summary, GenerationSummary)
     assert summary.seconds > 0 and summary.peak_rss_mb > 0
     assert set(summary.row_counts) == {f"raw.{name}" for name in RAW_TABLES} | {
-        ORACLE, ITEM_ORACLE}
+        ORACLE, ITEM_ORACLE, MEDIA_TRUTH}
     assert summary.row_counts["raw.customers"] == 200
     with duckdb.connect(str(path), read_only=True) as con:
         for name, rows in summary.row_counts.items():
