@@ -156,7 +156,15 @@ def allocate(p, v, channels: list[Channel], budget: float,
 
 def uplift_values(uplift, v, channels: list[Channel],
                   channel_effect: dict[str, float] | None = None) -> np.ndarray:
-    """The (n, C) matrix of e_ic = u_i * r_c * v_i - k_c: the uplift objective."""
+    """The (n, C) matrix of e_ic = u_i * r_c * v_i - k_c: the uplift objective. An (n, C)
+    ``uplift`` (an effect per customer and channel) gives e_ic = u_ic * v_i - k_c."""
+    if np.ndim(uplift) == 2:
+        validate_channels(channels)
+        u, v = _uplift_arrays(uplift, v)
+        if u.shape[1] != len(channels) or channel_effect:
+            raise ValueError(f"an (n, C) uplift needs one column per channel "
+                             f"({len(channels)}, got {u.shape[1]}) and no channel_effect")
+        return u * v[:, None] - [c.cost for c in channels]
     appeal, rates = _uplift_appeal(uplift, v, channels, channel_effect)
     return np.outer(appeal, rates) - [c.cost for c in channels]
 
@@ -185,16 +193,9 @@ def allocate_uplift(uplift, v, channels: list[Channel], budget: float,
 def _uplift_appeal(uplift, v, channels: list[Channel], channel_effect: dict[str, float] | None,
                    ) -> tuple[np.ndarray, np.ndarray]:
     validate_channels(channels)
-    u = np.asarray(uplift, dtype=np.float64)
-    v = np.asarray(v, dtype=np.float64)
-    if u.ndim != 1 or u.shape != v.shape:
-        raise ValueError(f"uplift and v must be one-dimensional and of equal length, got "
-                         f"shapes {u.shape} and {v.shape}")
-    if not np.isfinite(u).all() or (np.abs(u) > 1).any():
-        raise ValueError("uplift (effect of contact on the retention probability) must be "
-                         "finite and in [-1, 1]")
-    if not np.isfinite(v).all():
-        raise ValueError("v (customer value) must be finite")
+    u, v = _uplift_arrays(uplift, v)
+    if u.ndim != 1:
+        raise ValueError(f"uplift must be one-dimensional here, got shape {u.shape}")
     effect = dict(channel_effect or {})
     unknown = sorted(set(effect) - {c.name for c in channels})
     if unknown:
@@ -204,6 +205,44 @@ def _uplift_appeal(uplift, v, channels: list[Channel], channel_effect: dict[str,
     if not np.isfinite(rates).all() or (rates < 0).any():
         raise ValueError(f"channel_effect must be finite and >= 0, got {effect}")
     return u * v, rates
+
+
+def allocate_values(values, channels: list[Channel], budget: float,
+                    exact_max_customers: int = 20_000, time_limit_s: float = 30) -> Allocation:
+    """The best plan for any (n, C) matrix of expected values ``e_ic`` of contacting
+    customer ``i`` through channel ``c`` (e.g. an uplift model's effect of each channel
+    times the customer's value, minus the cost), within the budget and capacities.
+
+    Customers may rank the channels differently here (one answers e-mail, another only
+    letters), so the counts formulation does not apply: the LP relaxation and its shadow
+    prices come from the per-(customer, channel) LP, and the exact plan from the
+    per-(customer, channel) binary MILP (HiGHS) up to ``exact_max_customers`` candidates;
+    above that, or when HiGHS does not prove optimality within ``time_limit_s``, the same
+    greedy (hulls at the LP's capacity prices) as ``allocate``, or the LP optimum's whole
+    part topped up, whichever is worth more."""
+    validate_channels(channels)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(channels):
+        raise ValueError(f"values must have one column per channel ({len(channels)}), got "
+                         f"shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("values must be finite")
+    return _solve(_Instance.from_values(values, channels), channels, budget,
+                  exact_max_customers, time_limit_s)
+
+
+def _uplift_arrays(uplift, v) -> tuple[np.ndarray, np.ndarray]:
+    u = np.asarray(uplift, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    if v.ndim != 1 or u.ndim not in (1, 2) or u.shape[0] != v.shape[0]:
+        raise ValueError(f"uplift and v must have one row per customer and equal length, "
+                         f"got shapes {u.shape} and {v.shape}")
+    if not np.isfinite(u).all() or (np.abs(u) > 1).any():
+        raise ValueError("uplift (effect of contact on the retention probability) must be "
+                         "finite and in [-1, 1]")
+    if not np.isfinite(v).all():
+        raise ValueError("v (customer value) must be finite")
+    return u, v
 
 
 def _solve(instance: _Instance, channels: list[Channel], budget: float,
@@ -286,8 +325,9 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
     ``(allocation.channel_index >= 0) & ~is_control``.
 
     With ``uplift`` (each customer's estimated effect of contact, from the uplift champion)
-    the plan maximises expected incremental value instead (``allocate_uplift``, with
-    ``channel_effect``); ``p`` then plays no part in whom to contact."""
+    the plan maximises expected incremental value instead: ``allocate_uplift`` (with
+    ``channel_effect``) for one effect per customer, ``allocate_values`` for an (n, C)
+    effect per customer and channel; ``p`` then plays no part in whom to contact."""
     _check_share(control_share)
     deciles = _deciles(deciles)
     if deciles.shape != np.shape(p):
@@ -297,9 +337,12 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
         allocation = allocate(p, v, channels, budget, exact_max_customers=exact_max_customers)
         values = expected_values(p, v, channels)
     else:
-        allocation = allocate_uplift(uplift, v, channels, budget, channel_effect,
-                                     exact_max_customers=exact_max_customers)
         values = uplift_values(uplift, v, channels, channel_effect)
+        allocation = (allocate_uplift(uplift, v, channels, budget, channel_effect,
+                                      exact_max_customers=exact_max_customers)
+                      if np.ndim(uplift) == 1 else
+                      allocate_values(values, channels, budget,
+                                      exact_max_customers=exact_max_customers))
     selected = np.flatnonzero(allocation.contacted)
     is_control = np.zeros(allocation.channel_index.size, dtype=bool)
     is_control[selected] = assign_control_group(deciles[selected], control_share, seed)
@@ -336,6 +379,9 @@ class _Instance:
     costs: np.ndarray
     save_rates: np.ndarray
     capacities: np.ndarray  # inf where uncapped
+    # e_ic = a_i * r_c - k_c (every customer ranks the channels alike); False for a general
+    # matrix (allocate_values), where by_appeal, appeal and save_rates play no part
+    rank_one: bool = True
 
     @classmethod
     def build(cls, p, v, channels: list[Channel]) -> _Instance:
@@ -364,6 +410,19 @@ class _Instance:
                                  for c in channels], dtype=np.float64),
         )
 
+    @classmethod
+    def from_values(cls, values: np.ndarray, channels: list[Channel]) -> _Instance:
+        candidates = np.flatnonzero((values > 0).any(axis=1))
+        return cls(
+            n_customers=values.shape[0], candidates=candidates, values=values[candidates],
+            by_appeal=np.arange(candidates.size), appeal=np.zeros(candidates.size),
+            costs=np.array([c.cost for c in channels], dtype=np.float64),
+            save_rates=np.zeros(len(channels)),
+            capacities=np.array([np.inf if c.capacity is None else c.capacity
+                                 for c in channels], dtype=np.float64),
+            rank_one=False,
+        )
+
     def value(self, choice: np.ndarray) -> float:
         """Objective of a choice (channel per candidate or -1)."""
         contacted = np.flatnonzero(choice >= 0)
@@ -381,6 +440,8 @@ class _Relaxation:
     counts: np.ndarray
     budget_price: float
     capacity_prices: np.ndarray
+    # general matrix only: the LP optimum's whole part (channel per candidate or -1)
+    whole_part: np.ndarray | None = None
 
     def bound(self, instance: _Instance, budget: float) -> float:
         """The Lagrangian dual value: an upper bound on every plan's objective whatever the
@@ -396,6 +457,8 @@ class _Relaxation:
 
 def _relaxation(instance: _Instance, budget: float) -> _Relaxation:
     """The LP relaxation: its optimum and shadow prices."""
+    if not instance.rank_one:
+        return _pairs_relaxation(instance, budget)
     counts, result = _best_counts(instance, budget, whole=False)
     if result is None:
         return _Relaxation(counts, 0.0, np.zeros(counts.size))
@@ -407,6 +470,8 @@ def _relaxation(instance: _Instance, budget: float) -> _Relaxation:
 
 def _optimum(instance: _Instance, budget: float, time_limit_s: float) -> np.ndarray | None:
     """The optimal plan (channel per candidate or -1), or None if HiGHS ran out of time."""
+    if not instance.rank_one:
+        return _pairs_optimum(instance, budget, time_limit_s)
     counts, _ = _best_counts(instance, budget, whole=True, time_limit_s=time_limit_s)
     return None if counts is None else _blocks(instance, counts)
 
@@ -495,6 +560,58 @@ def _best_counts(instance: _Instance, budget: float, whole: bool,
     by_channel = np.zeros(n_channels)
     by_channel[order] = counts
     return by_channel, result
+
+
+def _pairs_program(instance: _Instance, budget: float):
+    """One variable per (candidate, channel), x_ic in [0, 1] (0 where e_ic <= 0): at most
+    one channel per candidate, the budget, each finite capacity. (objective, A, b, upper)
+    for HiGHS, minimising."""
+    from scipy import sparse
+
+    m, n_channels = instance.values.shape
+    capped = np.flatnonzero(np.isfinite(instance.capacities))
+    rows = sparse.vstack([
+        sparse.kron(sparse.eye(m, format="csr"), np.ones((1, n_channels))),
+        sparse.csr_matrix(np.tile(instance.costs, m)[None, :]),
+        sparse.kron(np.ones((1, m)), sparse.eye(n_channels, format="csr")[capped]),
+    ]).tocsr()
+    rhs = np.concatenate([np.ones(m), [budget], instance.capacities[capped]])
+    upper = (instance.values > 0).ravel().astype(np.float64)
+    return -instance.values.ravel(), rows, rhs, upper, capped
+
+
+def _pairs_relaxation(instance: _Instance, budget: float) -> _Relaxation:
+    m, n_channels = instance.values.shape
+    if m == 0:
+        return _Relaxation(np.zeros(n_channels), 0.0, np.zeros(n_channels), np.zeros(0, int))
+    objective, rows, rhs, upper, capped = _pairs_program(instance, budget)
+    result = linprog(objective, A_ub=rows, b_ub=rhs,
+                     bounds=np.column_stack([np.zeros(upper.size), upper]), method="highs")
+    if result.status != 0:
+        raise RuntimeError(f"LP relaxation failed: {result.message}")
+    x = result.x.reshape(m, n_channels)
+    duals = np.maximum(-result.ineqlin.marginals, 0.0)
+    capacity_prices = np.zeros(n_channels)
+    capacity_prices[capped] = duals[m + 1:]
+    whole = x >= 1 - ROUNDING_TOLERANCE
+    return _Relaxation(x.sum(axis=0), float(duals[m]), capacity_prices,
+                       np.where(whole.any(axis=1), whole.argmax(axis=1), -1))
+
+
+def _pairs_optimum(instance: _Instance, budget: float, time_limit_s: float,
+                   ) -> np.ndarray | None:
+    m, n_channels = instance.values.shape
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    objective, rows, rhs, upper, _ = _pairs_program(instance, budget)
+    result = milp(objective, integrality=np.ones(upper.size),
+                  bounds=Bounds(np.zeros(upper.size), upper),
+                  constraints=LinearConstraint(rows, -np.inf, rhs),
+                  options={"mip_rel_gap": MIP_REL_GAP, "time_limit": time_limit_s})
+    if result.status != 0:
+        return None
+    x = result.x.reshape(m, n_channels) > 0.5
+    return np.where(x.any(axis=1), x.argmax(axis=1), -1).astype(np.int64)
 
 
 def _by_save_rate(instance: _Instance) -> np.ndarray:
@@ -599,7 +716,10 @@ def _heuristic(instance: _Instance, ladder: _Ladder, budget: float,
 def _rounded_relaxation(instance: _Instance, budget: float, relaxation: _Relaxation,
                         ) -> np.ndarray:
     """The LP optimum's plan with its counts rounded down (see _best_counts), fitted to the
-    budget and topped up."""
+    budget and topped up (for a general matrix: the LP's whole assignments)."""
+    if not instance.rank_one:
+        return _top_up(instance, _fit_budget(instance, relaxation.whole_part.copy(), budget),
+                       budget, relaxation)
     order = _by_save_rate(instance)
     ends = np.floor(np.cumsum(relaxation.counts[order]) + ROUNDING_TOLERANCE)
     counts = np.zeros(order.size)

@@ -13,6 +13,7 @@ from ml.decisions.allocation import (
     Channel,
     allocate,
     allocate_uplift,
+    allocate_values,
     plan_campaign,
     uplift_values,
 )
@@ -70,6 +71,42 @@ def test_exact_and_greedy_against_brute_force(seed):
             values[chosen, plan.channel_index[chosen]].sum())
 
 
+@pytest.mark.parametrize("seed", range(25))
+def test_a_matrix_of_effects_per_customer_and_channel_against_brute_force(seed):
+    """Customers rank channels differently (e-mail works only for the opted in): the
+    per-pair MILP is exact, the greedy feasible and within its reported LP bound."""
+    uplift, value, channels, _, budget = small_instance(seed)
+    rng = np.random.default_rng(100 + seed)
+    per_channel = np.clip(uplift[:, None] * rng.uniform(0, 2, (uplift.size, len(channels))),
+                          -1, 1)
+    values = uplift_values(per_channel, value, channels)
+    best = brute_force(values, channels, budget)
+    exact = allocate_values(values, channels, budget)
+    greedy = allocate_values(values, channels, budget, exact_max_customers=0)
+    assert exact.method == "milp"
+    assert exact.objective == pytest.approx(best, abs=1e-7)
+    for plan in (exact, greedy):
+        assert plan.spend <= budget + 1e-12
+        assert plan.objective <= plan.lp_bound + 1e-7
+        assert best <= plan.lp_bound + 1e-7
+        for j, channel in enumerate(channels):
+            if channel.capacity is not None:
+                assert (plan.channel_index == j).sum() <= channel.capacity
+
+
+def test_greedy_on_a_large_matrix_is_close_to_its_lp_bound():
+    rng = np.random.default_rng(5)
+    n = 5000
+    per_channel = np.clip(rng.normal(0.05, 0.08, (n, len(CHANNELS))), -1, 1)
+    per_channel[rng.random(n) < 0.6, 0] = 0.0  # not opted in to e-mail
+    value = rng.lognormal(4, 1, n)
+    plan = allocate_values(uplift_values(per_channel, value, CHANNELS), CHANNELS, 400.0,
+                           exact_max_customers=0)
+    assert plan.method == "greedy" and plan.spend <= 400.0
+    assert plan.gap < 0.01
+    assert plan.per_channel["direct_mail"] <= 2000
+
+
 def test_customers_contact_hurts_are_never_contacted():
     rng = np.random.default_rng(0)
     uplift = rng.uniform(-0.3, 0.3, 5000)
@@ -92,6 +129,10 @@ def test_a_channel_with_no_effect_is_not_used_and_effects_are_validated():
         allocate_uplift(uplift * 10, value, CHANNELS, 500.0)
     with pytest.raises(ValueError, match="equal length"):
         allocate_uplift(uplift[:10], value, CHANNELS, 500.0)
+    with pytest.raises(ValueError, match="one column per channel"):
+        uplift_values(np.zeros((800, 3)), value, CHANNELS)
+    with pytest.raises(ValueError, match="one column per channel"):
+        allocate_values(np.zeros((800, 3)), CHANNELS, 500.0)
 
 
 def test_on_uplift_beats_churn_targeting_when_the_likeliest_to_leave_are_lost_causes():
@@ -131,3 +172,12 @@ def test_plan_campaign_on_uplift_holds_out_control_and_counts_the_treated_only()
     assert not allocation.contacted[uplift <= 0].any()
     on_churn, _, _ = plan_campaign(churn, value, deciles, CHANNELS, 800.0, 0.2, seed=1)
     assert not np.array_equal(on_churn.channel_index, allocation.channel_index)
+    per_channel = np.column_stack([uplift * (deciles % 2), uplift, uplift / 2, uplift * 1.5])
+    allocation, is_control, summary = plan_campaign(
+        churn, value, deciles, CHANNELS, 800.0, 0.2, seed=1, uplift=np.clip(per_channel, -1, 1))
+    treated = np.flatnonzero(allocation.contacted & ~is_control)
+    assert not (is_control & ~allocation.contacted).any()
+    assert (allocation.channel_index[deciles % 2 == 0] != 0).all()  # e-mail does nothing there
+    assert summary["expected_incremental_value"] == pytest.approx(
+        uplift_values(np.clip(per_channel, -1, 1), value, CHANNELS)[
+            treated, allocation.channel_index[treated]].sum())
