@@ -21,6 +21,7 @@ MART_KEYS: dict[str, list[str]] = {
     "recommendation_catalogue": ["as_of_date", "product_id"],
     "recommendation_interactions": ["as_of_date", "customer_id", "product_id"],
     "recommendation_labels": ["as_of_date", "customer_id", "product_id"],
+    "campaign_outcomes": ["campaign", "customer_id"],
     "media_mix_daily": ["date", "channel"],
 }
 MARTS = tuple(MART_KEYS)

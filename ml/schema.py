@@ -54,6 +54,20 @@ RAW_TABLES: dict[str, dict[str, str]] = {
         "impressions": "INTEGER",
         "clicks": "INTEGER",
     },
+    # Retention-campaign contacts (ml.experiments): one row per (campaign, customer),
+    # treated = false for the randomised control group, who are not contacted. channel is
+    # one of dbt_project/seeds/retention_channels.csv; score_decile is the decile of the
+    # score the campaign was stratified by (null when it had none). Outcomes are read from
+    # the orders in [assigned_at, assigned_at + horizon_days).
+    "campaign_assignments": {
+        "campaign": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "assigned_at": "TIMESTAMP",
+        "channel": "VARCHAR",
+        "treated": "BOOLEAN",
+        "score_decile": "INTEGER",
+        "horizon_days": "INTEGER",
+    },
 }
 
 REQUIRED_TABLES = ("orders",)
@@ -104,6 +118,24 @@ MEDIA_TRUTH_COLUMNS: dict[str, str] = {
     "adstock_alpha": "DOUBLE",  # per-day carry-over
     "saturation_k": "DOUBLE",  # dollars per day: contribution = beta * (1 - exp(-adstock / k))
     "beta": "DOUBLE",  # new customers per day at full saturation
+}
+
+
+# The true effect of each campaign contact in the synthetic world (ml.sim.campaigns):
+# evaluation only, never a feature. retained = at least one completed order in
+# [assigned_at, assigned_at + horizon_days); both potential outcomes are given for every
+# assigned customer, treated or control, so effect = p_retained_treated - p_retained_control.
+CAMPAIGN_EFFECTS_TABLE = "campaign_effects"
+CAMPAIGN_EFFECTS_COLUMNS: dict[str, str] = {
+    "campaign": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "channel": "VARCHAR",
+    "treated": "BOOLEAN",
+    "p_retained_treated": "DOUBLE",
+    "p_retained_control": "DOUBLE",
+    "effect": "DOUBLE",
+    "expected_orders_treated": "DOUBLE",  # expected completed orders in the horizon
+    "expected_orders_control": "DOUBLE",
 }
 
 

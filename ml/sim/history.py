@@ -21,6 +21,11 @@ Every customer gets latent traits and then lives in continuous time (days since 
   Each line's category follows the customer's category taste; its product comes from
   ``ml.sim.items`` (latent taste factors, launches and retirements, popularity drift,
   staples, exploration), which also writes the evaluation-only ``eval.item_oracle``.
+* **Retention campaigns** (``ml.sim.campaigns``): past randomised tests contact a sample
+  of the base; contact may trigger a save order, postpone a coming dropout or, for a few
+  contact-averse customers, end the relationship. ``raw.campaign_assignments`` records
+  who was assigned (treated or control); ``eval.campaign_effects`` holds each assigned
+  customer's true P(retained) under both arms, evaluation only.
 
 All events lie in ``[start, end 23:59:59]`` and after the customer's signup. Because every
 purchase component is a Poisson process thinned by independent marks, the probability of
@@ -43,6 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.schema import (
+    CAMPAIGN_EFFECTS_TABLE,
     ITEM_ORACLE_COLUMNS,
     ITEM_ORACLE_HORIZON_DAYS,
     ITEM_ORACLE_SNAPSHOTS,
@@ -56,6 +62,7 @@ from ml.schema import (
     oracle_column,
 )
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA
+from ml.sim import campaigns as retention
 from ml.sim import items, media
 from ml.sim.items import PRODUCTS_PER_CATEGORY
 from ml.warehouse import DuckDBWarehouse, get_warehouse
@@ -527,8 +534,18 @@ class _Orders:
     channel: np.ndarray  # ORDER_CHANNELS index
 
 
+def _save_orders(c: _Customers, cal: _Calendar, contacts: retention.Contacts):
+    """(customer, time) of the save orders campaign contacts triggered that land while the
+    customer is still active and inside the window."""
+    at = contacts.save_at
+    lands = ~np.isnan(at)
+    lands[lands] = (at[lands] < c.dropout[contacts.customer[lands]]) & (at[lands] < cal.n_days)
+    return contacts.customer[lands], at[lands]
+
+
 def _simulate_orders(
-    rng: np.random.Generator, c: _Customers, cal: _Calendar, touches: _Touches
+    rng: np.random.Generator, c: _Customers, cal: _Calendar, touches: _Touches,
+    save_orders: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0)),
 ) -> _Orders:
     lo, hi = np.maximum(c.signup, 0.0), np.minimum(c.dropout, float(cal.n_days))
     base = cal.orders_base.sample(rng, lo, hi, c.purchase_rate)
@@ -543,10 +560,13 @@ def _simulate_orders(
     bursts = ~np.isnan(touches.burst_at)
 
     customer = np.concatenate(
-        [base[0], peak[0], boost[0], touches.customer[bursts], np.flatnonzero(first)]
+        [base[0], peak[0], boost[0], save_orders[0], touches.customer[bursts],
+         np.flatnonzero(first)]
     )
-    t = np.concatenate([base[1], peak[1], boost[1], touches.burst_at[bursts], first_t[first]])
-    n_plain = base[0].size + peak[0].size + boost[0].size
+    t = np.concatenate(
+        [base[1], peak[1], boost[1], save_orders[1], touches.burst_at[bursts], first_t[first]]
+    )
+    n_plain = base[0].size + peak[0].size + boost[0].size + save_orders[0].size
     burst_channel = np.concatenate(
         [np.full(n_plain, -1), touches.channel[bursts], np.full(first.sum(), -1)]
     )
@@ -822,8 +842,10 @@ def _simulate_chunk(
     world: items.ItemWorld,
     campaigns: list[str],
     ids: _IdCounters,
+    contacts: retention.Contacts | None = None,
 ) -> dict[str, pa.Table]:
     customer_ids = _ids("C", first_customer + np.arange(c.size), 7)
+    contacts = contacts if contacts is not None else retention.empty_contacts()
     # Spawned streams leave this chunk's own stream (and so the other tables) as it was.
     shoppers = items.draw_shoppers(
         rng.spawn(1)[0],
@@ -833,7 +855,7 @@ def _simulate_chunk(
         cal.month_index[np.floor(np.maximum(c.signup, 0.0)).astype(np.int64)],
     )
     touches = _simulate_touches(rng, c, cal)
-    orders = _simulate_orders(rng, c, cal, touches)
+    orders = _simulate_orders(rng, c, cal, touches, _save_orders(c, cal, contacts))
     orders_table, items_table = _order_tables(
         rng, c, cal, orders, catalogue, world, shoppers, customer_ids, ids.orders
     )
@@ -854,6 +876,9 @@ def _simulate_chunk(
         "marketing_touches": _touch_table(rng, cal, touches, campaigns, customer_ids, ids.touches),
         "oracle": _oracle_chunk(c, customer_ids, cal, touches),
         "item_oracle": _item_oracle_chunk(c, customer_ids, cal, world, shoppers),
+        "campaign_assignments": retention.assignment_table(contacts, customer_ids, cal.start),
+        "campaign_effects": retention.effects_table(
+            contacts, customer_ids, _campaign_outcomes(c, cal, touches, contacts)),
     }
     ids.orders += tables["orders"].num_rows
     ids.sessions += tables["sessions"].num_rows
@@ -890,6 +915,66 @@ def _oracle_chunk(
     touches enter by their expectation (exact for a Poisson process of touches); touches
     already made enter with their realised clicks.
     """
+    rates_at = _daily_rates(c, cal, touches)
+    # Seeded with empty arrays: a window shorter than a month has no snapshot.
+    customer, as_of = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    no_order = {h: [np.zeros(0)] for h in ORACLE_HORIZONS}
+    for q, day in enumerate(cal.as_of_days):
+        signed = np.flatnonzero(c.signup < day)
+        is_active = c.dropout[signed] > day
+        active = signed[is_active]
+        intensity, hazard = rates_at(q, active)
+        total = hazard + intensity
+        none_today = np.exp(-total)  # neither an order nor dropout during day j
+        survive_through = np.cumprod(none_today, axis=1)
+        survive_before = np.column_stack([np.ones(active.size), survive_through[:, :-1]])
+        drop_first = survive_before * hazard / total * (1 - none_today)
+
+        # No order in [0, h): dropout came first within h days, or neither happened.
+        dropped_by = np.cumsum(drop_first, axis=1)
+        for h in ORACLE_HORIZONS:
+            prob = np.ones(signed.size)  # a customer who already dropped out orders no more
+            prob[is_active] = dropped_by[:, h - 1] + survive_through[:, h - 1]
+            no_order[h].append(prob)
+        customer.append(signed)
+        as_of.append(np.full(signed.size, day))
+
+    customer_rows = np.concatenate(customer)
+    as_of_dates = np.datetime64(cal.start, "D") + np.concatenate(as_of)
+    return _table(
+        ORACLE_TABLE,
+        {
+            "customer_id": pc.take(customer_ids, pa.array(customer_rows)),
+            "as_of_date": as_of_dates,
+            **{oracle_column(h): np.clip(np.concatenate(parts), 0.0, 1.0)
+               for h, parts in no_order.items()},
+        },
+        ORACLE_COLUMNS,
+    )
+
+
+def _campaign_outcomes(
+    c: _Customers, cal: _Calendar, touches: _Touches, contacts: retention.Contacts
+) -> dict[str, np.ndarray]:
+    """The true potential outcomes of each contact, from the oracle's daily rates on the
+    campaign's first day (a month start, so one of the oracle's snapshot days)."""
+    rates_at = _daily_rates(c, cal, touches)
+    n = contacts.size
+    intensity, hazard = np.zeros((n, ORACLE_DAYS)), np.zeros((n, ORACLE_DAYS))
+    for day in np.unique(contacts.day):
+        q = int(np.searchsorted(cal.as_of_days, day))
+        if q >= cal.as_of_days.size or cal.as_of_days[q] != day:
+            raise ValueError(f"campaign day {day} is not a month start of the window")
+        rows = np.flatnonzero(contacts.day == day)
+        intensity[rows], hazard[rows] = rates_at(q, contacts.customer[rows])
+    return retention.potential_outcomes(
+        intensity, hazard, contacts.horizon, contacts.save_prob, contacts.rescue_prob,
+        contacts.backfire_prob, c.completed_share[contacts.customer], contacts.active)
+
+
+def _daily_rates(c: _Customers, cal: _Calendar, touches: _Touches):
+    """``rates_at(q, rows)``: the (row, day) completed-order intensity and dropout hazard
+    over the ORACLE_DAYS from the q-th snapshot day, for customers active then."""
     n_as_of = cal.as_of_days.size
     horizon = np.arange(ORACLE_DAYS)
     lags = np.arange(int(BURST_DELAY_DAYS) + 1)
@@ -923,13 +1008,9 @@ def _oracle_chunk(
     early_decay = np.exp(-horizon / EARLY_HAZARD_DAYS) * (
         EARLY_HAZARD_DAYS * -np.expm1(-1 / EARLY_HAZARD_DAYS)
     )
-    # Seeded with empty arrays: a window shorter than a month has no snapshot.
-    customer, as_of = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    no_order = {h: [np.zeros(0)] for h in ORACLE_HORIZONS}
-    for q, day in enumerate(cal.as_of_days):
-        signed = np.flatnonzero(c.signup < day)
-        is_active = c.dropout[signed] > day
-        active = signed[is_active]
+
+    def rates_at(q: int, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        day = cal.as_of_days[q]
         window = day + horizon
         age = day - c.signup[active]
         rate = c.purchase_rate[active] * completed[active]
@@ -952,33 +1033,9 @@ def _oracle_chunk(
         hazard = np.column_stack(
             [c.dropout_hazard[active], c.early_hazard[active] * np.exp(-age / EARLY_HAZARD_DAYS)]
         ) @ np.vstack([np.ones(horizon.size), early_decay])
-        total = hazard + intensity
-        none_today = np.exp(-total)  # neither an order nor dropout during day j
-        survive_through = np.cumprod(none_today, axis=1)
-        survive_before = np.column_stack([np.ones(active.size), survive_through[:, :-1]])
-        drop_first = survive_before * hazard / total * (1 - none_today)
+        return intensity, hazard
 
-        # No order in [0, h): dropout came first within h days, or neither happened.
-        dropped_by = np.cumsum(drop_first, axis=1)
-        for h in ORACLE_HORIZONS:
-            prob = np.ones(signed.size)  # a customer who already dropped out orders no more
-            prob[is_active] = dropped_by[:, h - 1] + survive_through[:, h - 1]
-            no_order[h].append(prob)
-        customer.append(signed)
-        as_of.append(np.full(signed.size, day))
-
-    customer_rows = np.concatenate(customer)
-    as_of_dates = np.datetime64(cal.start, "D") + np.concatenate(as_of)
-    return _table(
-        ORACLE_TABLE,
-        {
-            "customer_id": pc.take(customer_ids, pa.array(customer_rows)),
-            "as_of_date": as_of_dates,
-            **{oracle_column(h): np.clip(np.concatenate(parts), 0.0, 1.0)
-               for h, parts in no_order.items()},
-        },
-        ORACLE_COLUMNS,
-    )
+    return rates_at
 
 
 def _item_oracle_chunk(
@@ -1034,6 +1091,26 @@ def _with_media(cal: _Calendar, seed: int, customers: int) -> tuple[_Calendar, m
 # --- entry points ------------------------------------------------------------------------
 
 
+def _touch_response(c: _Customers) -> np.ndarray:
+    """Each customer's latent responsiveness per touch channel (what drives their clicks)."""
+    return -np.log1p(-c.click_prob) / np.asarray(CLICK_RATE)
+
+
+def _with_past_campaigns(
+    population: _Customers, cal: _Calendar, seed: int
+) -> tuple[_Customers, retention.Contacts]:
+    """The past retention tests (ml.sim.campaigns) and the population after their contacts
+    (only dropout times move; every other trait and random stream is unchanged)."""
+    crm_opted_in = population.touch_rate[:, TOUCH_CHANNELS.index("CRM")] > 0
+    response = retention.channel_response(_touch_response(population), TOUCH_CHANNELS,
+                                          crm_opted_in)
+    contacts, dropout = retention.draw_past_campaigns(
+        seed, cal.start, cal.n_days, population.signup, population.dropout, response,
+        population.basket / MEDIAN_BASKET)
+    traits = {f.name: getattr(population, f.name) for f in fields(population)}
+    return _Customers(**{**traits, "dropout": dropout}), contacts
+
+
 def _chunks(total: int) -> Iterator[slice]:
     for first in range(0, total, CHUNK_CUSTOMERS):
         yield slice(first, min(first + CHUNK_CUSTOMERS, total))
@@ -1052,6 +1129,7 @@ def generate_tables(
     cal, media_world = _with_media(cal, seed, customers)
     rng = np.random.Generator(np.random.PCG64(seed))
     population = _draw_customers(rng, customers, cal)
+    population, contacts = _with_past_campaigns(population, cal, seed)
     catalogue = _catalogue(rng)
     campaigns = _campaign_names(cal)
     chunks = list(_chunks(customers))
@@ -1064,7 +1142,7 @@ def generate_tables(
         for rows, chunk_rng in zip(chunks, chunk_rngs, strict=True):
             tables = _simulate_chunk(
                 chunk_rng, population.take(rows), rows.start, cal, catalogue, world, campaigns,
-                ids,
+                ids, contacts.for_rows(rows.start, rows.stop),
             )
             for name, table in tables.items():
                 parts.setdefault(name, []).append(table)
@@ -1075,6 +1153,7 @@ def generate_tables(
     result[f"{EVAL_SCHEMA}.{MEDIA_TRUTH_TABLE}"] = media_world.truth_table()
     result[f"{EVAL_SCHEMA}.{ORACLE_TABLE}"] = pa.concat_tables(parts["oracle"])
     result[f"{EVAL_SCHEMA}.{ITEM_ORACLE_TABLE}"] = pa.concat_tables(parts["item_oracle"])
+    result[f"{EVAL_SCHEMA}.{CAMPAIGN_EFFECTS_TABLE}"] = pa.concat_tables(parts["campaign_effects"])
     return result
 
 

@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ml.schema import (
+    CAMPAIGN_EFFECTS_TABLE,
     ITEM_ORACLE_COLUMNS,
     ITEM_ORACLE_TABLE,
     MEDIA_TRUTH_TABLE,
@@ -27,6 +28,7 @@ START, END = date(2023, 1, 1), date(2025, 12, 31)
 ORACLE = f"eval.{ORACLE_TABLE}"
 ITEM_ORACLE = f"eval.{ITEM_ORACLE_TABLE}"
 MEDIA_TRUTH = f"eval.{MEDIA_TRUTH_TABLE}"
+CAMPAIGN_EFFECTS = f"eval.{CAMPAIGN_EFFECTS_TABLE}"
 ARROW_TYPES = {
     "VARCHAR": pa.string(),
     "TIMESTAMP": pa.timestamp("us"),
@@ -67,7 +69,7 @@ def test_same_seed_same_tables_other_seed_other_tables():
 
 def test_tables_match_the_contract_exactly(tables):
     assert set(tables) == {f"raw.{name}" for name in RAW_TABLES} | {ORACLE, ITEM_ORACLE,
-                                                                     MEDIA_TRUTH}
+                                                                     MEDIA_TRUTH, CAMPAIGN_EFFECTS}
     for name, columns in RAW_TABLES.items():
         schema = tables[f"raw.{name}"].schema
         assert schema.names == list(columns), name
@@ -321,7 +323,7 @@ def test_generate_writes_every_table_to_the_warehouse(tmp_path):
     assert isinstance(summary, GenerationSummary)
     assert summary.seconds > 0 and summary.peak_rss_mb > 0
     assert set(summary.row_counts) == {f"raw.{name}" for name in RAW_TABLES} | {
-        ORACLE, ITEM_ORACLE, MEDIA_TRUTH}
+        ORACLE, ITEM_ORACLE, MEDIA_TRUTH, CAMPAIGN_EFFECTS}
     assert summary.row_counts["raw.customers"] == 200
     with duckdb.connect(str(path), read_only=True) as con:
         for name, rows in summary.row_counts.items():
