@@ -57,7 +57,9 @@ attributed as (
 
 click_revenue as (
 
-    select touch_id, sum(revenue) as revenue
+    {#- summed as numeric: a float sum depends on the order rows arrive in, so a rebuild
+        could differ in the last bit -#}
+    select touch_id, sum(cast(revenue as {{ dbt.type_numeric() }})) as revenue
     from attributed
     where click_rank = 1
     group by touch_id
