@@ -16,6 +16,7 @@ MART_KEYS: dict[str, list[str]] = {
     "customer_labels": ["customer_id", "as_of_date"],
     "churn_training_set": ["customer_id", "as_of_date"],
     "purchase_propensity_training_set": ["customer_id", "as_of_date"],
+    "uplift_training_set": ["campaign", "customer_id"],
     "revenue_per_click_training_set": ["touch_id"],
     "revenue_per_click_scoring_population": ["customer_id", "as_of_date", "channel"],
     "recommendation_catalogue": ["as_of_date", "product_id"],

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from ml.modeling.specs import RANKING_METRICS
+from ml.modeling.specs import RANKING_METRICS, UPLIFT_METRICS
 
 DECILES = 10
 _CHUNK_CELLS = 1 << 19  # bootstrap weights evaluated per chunk (b * n): flat memory use
@@ -535,6 +535,8 @@ GREATER_IS_BETTER: dict[str, bool] = {
     "calibration_error": False,
     # ranking (ml.recommend): more is better, except leaning on bestsellers
     **{name: not name.startswith("popularity_bias") for name in RANKING_METRICS},
+    # uplift (ml.uplift): more incremental outcome among the targeted is better
+    **dict.fromkeys(UPLIFT_METRICS, True),
 }
 
 _PREPARE: dict[str, Callable[..., _Prepared]] = {

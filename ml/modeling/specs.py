@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 LearnerKind = Literal["xgboost", "logistic_regression", "recency_rule", "bgnbd", "group_mean",
                       "lightgbm", "catboost", "hist_gradient_boosting", "flaml",
-                      "popularity", "repeat", "item_knn", "ease", "als", "two_stage"]
+                      "popularity", "repeat", "item_knn", "ease", "als", "two_stage",
+                      "t_learner", "x_learner", "churn_rank", "random_rank"]
 BINARY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
                   "capture_top_decile", "lift_share_of_max")
 REGRESSION_METRICS = ("rmse", "mae", "normalized_gini", "calibration_error")
@@ -28,6 +29,10 @@ RANKING_METRICS = tuple(
     for metric in ("recall", "ndcg", "map", "hit_rate", "recall_repeat", "recall_new",
                    "coverage", "novelty", "popularity_bias"))
 RANKING_LEARNERS = ("popularity", "repeat", "item_knn", "ease", "als", "two_stage")
+# Uplift (ml.uplift): how well a score ranks customers by the effect of contact, measured on
+# randomised campaigns (Qini coefficient, AUUC, treated - control rate at the capacity).
+UPLIFT_METRICS = ("qini", "auuc", "uplift_at_capacity")
+UPLIFT_LEARNERS = ("t_learner", "x_learner", "churn_rank", "random_rank")
 
 
 # ``candidate: best``: every learner is back-tested and the best on the primary metric is
@@ -145,10 +150,23 @@ class Recommend(_Strict):
     holdout_seed: int = 0
 
 
+class Uplift(_Strict):
+    """The campaign columns of an uplift spec's training set, and what the back-test
+    measures: ``capacity_share`` = the share of customers a campaign's budget reaches."""
+
+    treatment_column: str = "treated"
+    campaign_column: str = "campaign"
+    channel_column: str = "channel"  # a feature: the effect of contact depends on it
+    capacity_share: float = Field(0.3, gt=0, le=1)
+    # the simulator's true effect per (campaign, customer): synthetic data only, never read
+    # by a model; the back-test's oracle
+    oracle_relation: str | None = None
+
+
 class ModelSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,62}$")
     description: str
-    task: Literal["binary", "regression", "ranking"]
+    task: Literal["binary", "regression", "ranking", "uplift"]
     training_set: str = Field(pattern=r"^[A-Za-z_][\w]*\.[A-Za-z_][\w]*$")
     scoring: Scoring
     columns: Columns = Columns()
@@ -169,6 +187,7 @@ class ModelSpec(_Strict):
     requires: list[str] = Field(default_factory=list)  # optional raw tables the model needs
     oracle: Oracle | None = None
     recommend: Recommend | None = None  # ranking specs only
+    uplift: Uplift | None = None  # uplift specs only
     source_path: str = ""
     spec_hash: str = ""
 
@@ -185,7 +204,7 @@ class ModelSpec(_Strict):
             raise ValueError(f"candidate {self.candidate!r} is neither {BEST!r} nor one of "
                              f"learners {sorted(self.learners)}")
         metrics = {"binary": BINARY_METRICS, "regression": REGRESSION_METRICS,
-                   "ranking": RANKING_METRICS}[self.task]
+                   "ranking": RANKING_METRICS, "uplift": UPLIFT_METRICS}[self.task]
         if {learner.kind in RANKING_LEARNERS for learner in self.learners.values()} != {
                 self.task == "ranking"}:
             raise ValueError(f"task {self.task}: learners {sorted(self.learners)} must all be "
@@ -193,6 +212,13 @@ class ModelSpec(_Strict):
                              f"({', '.join(RANKING_LEARNERS)})")
         if (self.recommend is not None) != (self.task == "ranking"):
             raise ValueError("a ranking spec needs a 'recommend' block; other tasks take none")
+        if {learner.kind in UPLIFT_LEARNERS for learner in self.learners.values()} != {
+                self.task == "uplift"}:
+            raise ValueError(f"task {self.task}: learners {sorted(self.learners)} must all be "
+                             f"{'' if self.task == 'uplift' else 'non-'}uplift learners "
+                             f"({', '.join(UPLIFT_LEARNERS)})")
+        if (self.uplift is not None) != (self.task == "uplift"):
+            raise ValueError("an uplift spec needs an 'uplift' block; other tasks take none")
         for field_name, names in (("primary_metric", [self.primary_metric]),
                                   ("guardrails", list(self.guardrails)),
                                   ("promotion.floors", list(self.promotion.floors))):

@@ -29,9 +29,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
 from ml.modeling.learners import RANDOM_STATE, build_pipeline
-from ml.modeling.specs import Learner
+from ml.modeling.specs import UPLIFT_LEARNERS, Learner
 
-UPLIFT_LEARNERS = ("t_learner", "x_learner", "churn_rank", "random_rank")
 # Simplest first: a tie on the back-test goes to the learner earlier in this list.
 SIMPLICITY = ("random_rank", "churn_rank", "t_learner", "x_learner")
 

@@ -35,7 +35,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-UPLIFT_METRICS = ("qini", "auuc", "uplift_at_capacity")
+from ml.modeling.specs import UPLIFT_METRICS
+
+__all__ = ["UPLIFT_METRICS", "auuc", "bootstrap_gain_ci", "qini_coefficient", "qini_curve",
+           "uplift_at_capacity", "uplift_curve", "uplift_metrics"]
+
 DEFAULT_CAPACITY_SHARE = 0.3
 
 
