@@ -57,8 +57,10 @@ RAW_TABLES: dict[str, dict[str, str]] = {
     # Retention-campaign contacts (ml.experiments): one row per (campaign, customer),
     # treated = false for the randomised control group, who are not contacted. channel is
     # one of dbt_project/seeds/retention_channels.csv; score_decile is the decile of the
-    # score the campaign was stratified by (null when it had none). Outcomes are read from
-    # the orders in [assigned_at, assigned_at + horizon_days).
+    # score the campaign was stratified by (null when it had none); planned_control_share is
+    # the control share the design intended (the sample-ratio check compares with it; null
+    # when unknown). Outcomes are read from the orders in [assigned_at, assigned_at +
+    # horizon_days).
     "campaign_assignments": {
         "campaign": "VARCHAR",
         "customer_id": "VARCHAR",
@@ -67,6 +69,7 @@ RAW_TABLES: dict[str, dict[str, str]] = {
         "treated": "BOOLEAN",
         "score_decile": "INTEGER",
         "horizon_days": "INTEGER",
+        "planned_control_share": "DOUBLE",
     },
 }
 

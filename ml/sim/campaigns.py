@@ -97,6 +97,7 @@ class Contacts:
     treated: np.ndarray
     score_decile: np.ndarray  # -1 = none
     horizon: np.ndarray
+    planned_share: np.ndarray  # the design's control share (NaN: unknown)
     active: np.ndarray  # active when contacted (before the contact's own effect)
     save_prob: np.ndarray  # a
     rescue_prob: np.ndarray  # r
@@ -118,8 +119,8 @@ class Contacts:
 
 def empty_contacts() -> Contacts:
     ints, floats = np.zeros(0, np.int64), np.zeros(0)
-    return Contacts(ints, ints, ints, ints, np.zeros(0, bool), ints, ints, np.zeros(0, bool),
-                    floats, floats, floats, floats, ())
+    return Contacts(ints, ints, ints, ints, np.zeros(0, bool), ints, ints, floats,
+                    np.zeros(0, bool), floats, floats, floats, floats, ())
 
 
 def campaign_name(day: date, channel: str) -> str:
@@ -224,6 +225,7 @@ def draw_past_campaigns(seed: int, start: date, n_days: int, signup: np.ndarray,
         parts.append({"campaign": np.full(rows.size, index), "customer": rows, "day": days,
                       "channel": channels, "treated": treated,
                       "score_decile": np.full(rows.size, -1), "horizon": horizon,
+                      "planned_share": np.full(rows.size, PAST_CONTROL_SHARE),
                       "active": active, "save_prob": save, "rescue_prob": rescue,
                       "backfire_prob": backfire, "save_at": save_at})
     if not parts:
@@ -294,6 +296,8 @@ def assignment_table(contacts: Contacts, customer_ids: pa.Array, start: date) ->
         "score_decile": pa.array(np.where(contacts.score_decile >= 0, contacts.score_decile, 0),
                                  mask=contacts.score_decile < 0, type=pa.int32()),
         "horizon_days": pa.array(contacts.horizon, pa.int32()),
+        "planned_control_share": pa.array(contacts.planned_share, pa.float64(),
+                                          from_pandas=True),
     }
     return pa.Table.from_pydict(columns, schema=arrow_schema(RAW_TABLES["campaign_assignments"]))
 

@@ -20,12 +20,12 @@ LATE = pd.Timestamp("2024-12-15")  # its 30-day horizon ends after the data: not
 def _assignments(raw_tables) -> pd.DataFrame:
     customers = sorted(set(raw_tables["orders"]["customer_id"]) - {BOUNDARY_CUSTOMER})
     rng = np.random.default_rng(3)
-    rows = [("spring", BOUNDARY_CUSTOMER, ASSIGNED_AT, "crm_email", True, 10, 30)]
+    rows = [("spring", BOUNDARY_CUSTOMER, ASSIGNED_AT, "crm_email", True, 10, 30, 0.5)]
     for i, customer in enumerate(customers):
         rows.append(("spring", customer, ASSIGNED_AT, ["crm_email", "sem"][i % 2],
-                     bool(rng.random() < 0.5), int(rng.integers(1, 11)), 30))
+                     bool(rng.random() < 0.5), int(rng.integers(1, 11)), 30, 0.5))
         if i % 3 == 0:
-            rows.append(("autumn", customer, LATE, "direct_mail", bool(i % 2), None, 30))
+            rows.append(("autumn", customer, LATE, "direct_mail", bool(i % 2), None, 30, None))
     return pd.DataFrame(rows, columns=list(RAW_TABLES["campaign_assignments"]))
 
 
@@ -36,7 +36,9 @@ def _load(warehouse, assignments: pd.DataFrame) -> None:
         "(" + ", ".join([f"'{r.campaign}'", f"'{r.customer_id}'", f"timestamp '{r.assigned_at}'",
                          f"'{r.channel}'", str(r.treated).lower(),
                          "null" if pd.isna(r.score_decile) else str(int(r.score_decile)),
-                         str(r.horizon_days)]) + ")"
+                         str(r.horizon_days),
+                         "null" if pd.isna(r.planned_control_share)
+                         else str(r.planned_control_share)]) + ")"
         for r in assignments.itertuples())
     warehouse.execute(f"create or replace table raw.campaign_assignments ({ddl})",
                       f"insert into raw.campaign_assignments values {values}")

@@ -42,6 +42,7 @@ def test_past_campaigns_are_randomised_tests_on_month_starts(history):
     share = by_campaign["treated"].mean()
     assert share.between(0.35, 0.65).all(), share
     assert history["score_decile"].isna().all()
+    assert (history["planned_control_share"] == campaigns.PAST_CONTROL_SHARE).all()
 
 
 def test_realised_retention_agrees_with_the_true_probabilities(history):

@@ -24,6 +24,7 @@ assignments as (
         treated,
         score_decile,
         horizon_days,
+        planned_control_share,
         {{ add_days_to_timestamp('-horizon_days', 'assigned_at') }} as pre_period_start,
         {{ add_days_to_timestamp('horizon_days', 'assigned_at') }} as horizon_end
     from {{ ref('stg_shop__campaign_assignments') }}
@@ -73,6 +74,7 @@ outcomes as (
         assignments.treated,
         assignments.score_decile,
         assignments.horizon_days,
+        assignments.planned_control_share,
         cast(coalesce(windows.pre_period_revenue, 0) as {{ type_double() }})
             as pre_period_revenue,
         cast(coalesce(windows.pre_period_orders, 0) as {{ dbt.type_int() }}) as pre_period_orders,
@@ -97,6 +99,7 @@ select
     treated,
     score_decile,
     horizon_days,
+    planned_control_share,
     pre_period_revenue,
     pre_period_orders,
     is_matured,

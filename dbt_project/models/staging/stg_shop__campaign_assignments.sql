@@ -7,7 +7,8 @@ with source as (
         'channel': dbt.type_string(),
         'treated': dbt.type_boolean(),
         'score_decile': dbt.type_int(),
-        'horizon_days': dbt.type_int()
+        'horizon_days': dbt.type_int(),
+        'planned_control_share': type_double()
     }) }}
 
 ),
@@ -21,7 +22,8 @@ renamed as (
         lower(channel) as channel,
         treated,
         score_decile,
-        horizon_days
+        horizon_days,
+        planned_control_share
     from source
 
 )
