@@ -289,26 +289,28 @@ def frontier(p, v, channels: list[Channel], budgets: Sequence[float]) -> pd.Data
                                        "n_contacted", "gap"])
 
 
-def assign_control_group(score_deciles, share: float, seed: int) -> np.ndarray:
-    """A stratified random holdout: within each decile ``d`` of ``n_d`` customers exactly
-    ``round(share * n_d)`` (Python's round, half to even) are marked True. The same
-    deciles, share and seed give the same group."""
+def assign_control_group(score_deciles, share: float, seed: int, *, campaign: str | None = None,
+                         customer_ids=None) -> np.ndarray:
+    """The hashed, stratified holdout of ``ml.experiments.assignment``: within each decile
+    ``d`` of ``n_d`` customers exactly ``round(share * n_d)`` (Python's round, half to even)
+    are marked True, those whose hash of (campaign, customer) is smallest. The same
+    campaign and customers give the same group. Without a campaign and ids (a bare array of
+    deciles), the campaign is ``seed-<seed>`` and the ids are the positions."""
+    from ml.experiments.assignment import assign_control
+
     _check_share(share)
     deciles = _deciles(score_deciles)
-    strata, stratum = np.unique(deciles, return_inverse=True)
-    sizes = np.bincount(stratum, minlength=strata.size)
-    held_out = np.array([round(share * size) for size in sizes], dtype=np.int64)
-    # Each customer's rank within its decile under a seeded random order.
-    order = np.lexsort((np.random.default_rng(seed).random(deciles.size), stratum))
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.empty(deciles.size, dtype=np.int64)
-    rank[order] = np.arange(deciles.size) - starts[stratum[order]]
-    return rank < held_out[stratum]
+    ids = (np.arange(deciles.size).astype(str) if customer_ids is None
+           else np.asarray(customer_ids).astype(str))
+    return assign_control(campaign if campaign is not None else f"seed-{seed}", ids, deciles,
+                          share)
 
 
-def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control_share: float,
-                  seed: int, exact_max_customers: int = 20_000, *, uplift=None,
-                  channel_effect: dict[str, float] | None = None,
+def plan_campaign(p, v, deciles, channels: list[Channel], budget: float,
+                  control_share: float | None, seed: int, exact_max_customers: int = 20_000, *,
+                  uplift=None, channel_effect: dict[str, float] | None = None,
+                  campaign: str | None = None, customer_ids=None,
+                  min_detectable_effect: float | None = None,
                   ) -> tuple[Allocation, np.ndarray, dict]:
     """Optimise, then hold out a control group from the customers the optimiser chose.
 
@@ -327,8 +329,21 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
     With ``uplift`` (each customer's estimated effect of contact, from the uplift champion)
     the plan maximises expected incremental value instead: ``allocate_uplift`` (with
     ``channel_effect``) for one effect per customer, ``allocate_values`` for an (n, C)
-    effect per customer and channel; ``p`` then plays no part in whom to contact."""
-    _check_share(control_share)
+    effect per customer and channel; ``p`` then plays no part in whom to contact.
+
+    The control group is hashed on (``campaign``, ``customer_ids``) within each decile
+    (``assign_control_group``). ``control_share=None`` sizes it by the power calculation of
+    ``ml.experiments.assignment.control_share_for`` for ``min_detectable_effect`` on the
+    selected customers (baseline retention = 1 - their mean churn probability); the
+    summary's ``power`` says what it can detect."""
+    from ml.experiments.assignment import (
+        DEFAULT_MIN_DETECTABLE_EFFECT,
+        control_share_for,
+        power_of_share,
+    )
+
+    if control_share is not None:
+        _check_share(control_share)
     deciles = _deciles(deciles)
     if deciles.shape != np.shape(p):
         raise ValueError(f"deciles has shape {deciles.shape}, expected {np.shape(p)} "
@@ -344,8 +359,17 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
                       allocate_values(values, channels, budget,
                                       exact_max_customers=exact_max_customers))
     selected = np.flatnonzero(allocation.contacted)
+    p_selected = np.asarray(p, dtype=np.float64)[selected]
+    baseline = float(1 - p_selected.mean()) if selected.size else 0.5
+    mde = min_detectable_effect or DEFAULT_MIN_DETECTABLE_EFFECT
+    baseline = float(np.clip(baseline, 0.0, 1.0))
+    power = (control_share_for(max(selected.size, 1), baseline, mde) if control_share is None
+             else power_of_share(selected.size, baseline, float(control_share), mde))
+    share = power.control_share
     is_control = np.zeros(allocation.channel_index.size, dtype=bool)
-    is_control[selected] = assign_control_group(deciles[selected], control_share, seed)
+    ids = None if customer_ids is None else np.asarray(customer_ids)[selected]
+    is_control[selected] = assign_control_group(deciles[selected], share, seed,
+                                                campaign=campaign, customer_ids=ids)
 
     treated = np.flatnonzero(allocation.contacted & ~is_control)
     channel = allocation.channel_index[treated]
@@ -361,6 +385,9 @@ def plan_campaign(p, v, deciles, channels: list[Channel], budget: float, control
         "n_control": int(is_control.sum()),
         "method": allocation.method,
         "gap": allocation.gap,
+        "control_share": share,
+        "control_share_source": "power" if control_share is None else "given",
+        "power": power.as_dict(),
     }
     return allocation, is_control, summary
 
