@@ -664,6 +664,49 @@ def recommendations_serve(
                   f"as of {result['as_of']} (v{result['version']})")
 
 
+uplift_app = typer.Typer(help="Uplift: learn whom contact changes from past randomised "
+                              "campaigns (back-test, gate), score per channel.",
+                         no_args_is_help=True)
+app.add_typer(uplift_app, name="uplift")
+
+
+@uplift_app.command("train")
+def uplift_train(
+    mode: Annotated[str, typer.Option(help="auto, manual or dry_run.")] = "auto",
+    folds: Annotated[int | None, typer.Option(min=1, max=12,
+                                              help="Campaigns back-tested.")] = None,
+) -> None:
+    """Back-test every uplift learner by campaign, register the best, run the gate."""
+    from ml.uplift.data import UpliftNotApplicable
+    from ml.uplift.train import record_skip, train_and_gate
+
+    try:
+        result = train_and_gate(mode=mode, folds=folds)
+    except UpliftNotApplicable as exc:
+        record_skip(str(exc), mode)
+        console.print(f"skipped: {exc}")
+        return
+    for name, value in result["qini"].items():
+        console.print(f"{name:<12} Qini {value:+.4f}")
+    console.print(f"registered v{result['version']} ({result['candidate']}) on "
+                  f"{result['campaigns']} campaigns: {result['decision']}: {result['reason']}")
+
+
+@uplift_app.command("score")
+def uplift_score() -> None:
+    """Write the champion's effect per customer and retention channel into ml.uplift_scores."""
+    from ml.uplift.serving import UpliftServingError, score_uplift
+
+    try:
+        result = score_uplift()
+    except UpliftServingError as exc:
+        _fail(str(exc))
+    console.print(f"{result['customers']:,} customers x {len(result['per_channel'])} channels "
+                  f"as of {result['as_of']} (v{result['version']})")
+    for channel, stats in result["per_channel"].items():
+        console.print(f"{channel:<12} mean uplift {stats['mean']:+.4f}")
+
+
 @app.command()
 def recommend(customer: Annotated[str, typer.Option(help="Customer id.")]) -> None:
     """A customer's purchase history next to their recommendations, and why."""

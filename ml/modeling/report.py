@@ -176,6 +176,8 @@ def model_card(spec: ModelSpec, card: dict, verdict: dict | None = None) -> str:
     unavailable = ", ".join(card.get("unavailable", [])) or "none"
     cal = summary.get(spec.candidate, {})
     calibration = (f"ECE {cal['ece']['mean']:.4f}" if "ece" in cal else
+                   "none: an individual effect is never observed, so effects are judged by "
+                   "ranking (Qini, AUUC) on randomised campaigns" if spec.task == "uplift" else
                    f"decile calibration error {cal.get('calibration_error', {}).get('mean', float('nan')):.4f}")
     return f"""# {spec.name}: model card
 
@@ -206,10 +208,22 @@ same folds (paired bootstrap):
 {verdict_text}
 
 ## Caveats
+{UPLIFT_CAVEATS if spec.task == "uplift" else CAVEATS}"""
+
+
+CAVEATS = """\
 - Back-test folds are the latest matured snapshots; performance can drift as behaviour changes.
 - Scores are for ranking and budgeting; check calibration before reading them as exact rates.
 - Trained on observational data: a high churn score is not proof that contact will help
   (the campaign keeps a random control group to measure that).
+"""
+UPLIFT_CAVEATS = """\
+- Learned from past randomised campaigns (treated vs control): effects are causal for the
+  customers and channels those campaigns reached, and extrapolate to others.
+- Back-test folds are the latest campaigns, each trained only on campaigns whose outcome
+  was known before it started; a campaign has a few hundred customers, so metrics are noisy.
+- A channel no past campaign used has no measured effect; the plan keeps a control group to
+  keep measuring.
 """
 
 

@@ -81,6 +81,7 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
     oracle and card agree. ``progress(stage, "running" | "done", seconds)`` is called
     around every DAG run."""
     from ml.decisions.campaign import missing_churn_scores, read_targets, summary_of_latest
+    from ml.lifecycle.ledger import read_ledger
     from ml.marts import mart_summary
     from ml.modeling.specs import load_specs
     from ml.ops.status import platform_status
@@ -110,6 +111,13 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
             untrained.append(name)  # the train task recorded why in the ledger
     status = platform_status()["models"]
     skipped = {f"train_{name}": status[name]["last_decision"]["reason"] for name in untrained}
+    if not models:  # uplift from past campaigns (a recorded skip without them), before the plan
+        uplift = stage("uplift", {"mode": (train_conf or {}).get("promotion_mode", "auto"),
+                                  "folds": (train_conf or {}).get("folds")})
+        if _skipped(uplift, "train"):
+            skipped["uplift.train"] = read_ledger("uplift").iloc[-1]["reason"]
+        elif _skipped(uplift, "serve"):
+            skipped["uplift.serve"] = "uplift has no champion yet: the plan uses churn x save rate"
     if not models:  # the recommender: its own DAG (train, gate, serve), on the same marts
         recommend = stage("recommend", {"mode": (train_conf or {}).get("promotion_mode", "auto"),
                                         "folds": (train_conf or {}).get("folds")})
