@@ -17,7 +17,7 @@ from ml.modeling.specs import UPLIFT_METRICS, ModelSpec, load_spec
 from ml.uplift import backtest
 from ml.uplift.backtest import CHAMPION, ORACLE
 from ml.uplift.data import UpliftSet, load_uplift_set, true_effects
-from ml.uplift.learners import build_uplift_learner
+from ml.uplift.learners import CalibratedUplift, build_uplift_learner, calibration_slope
 
 SPEC_PATH = Path(__file__).resolve().parent / "uplift.yaml"
 MODEL_NAME = "uplift"
@@ -46,8 +46,12 @@ def train_uplift(spec: ModelSpec | None = None, folds: int | None = None) -> dic
 
     started = time.perf_counter()
     learner = spec.learners[spec.candidate]
-    final = build_uplift_learner(learner.kind, learner.params, data.numeric, data.categorical,
-                                 spec.horizon_days)
+    predictions = evidence["predictions"]
+    slope = calibration_slope(predictions["y"], predictions["treated"],
+                              predictions[spec.candidate], predictions["fold"])
+    final = CalibratedUplift(build_uplift_learner(learner.kind, learner.params, data.numeric,
+                                                  data.categorical, spec.horizon_days),
+                             spec.uplift.channel_column, slope)
     y = data.frame[spec.columns.label].to_numpy(dtype=float)
     final.fit(data.frame[data.features], data.treated, y)
     seconds["final_fit"] = time.perf_counter() - started
@@ -68,6 +72,10 @@ def train_uplift(spec: ModelSpec | None = None, folds: int | None = None) -> dic
         "campaigns": evidence["campaigns"], "horizon_days": spec.horizon_days,
         "treated_share": float(data.treated.mean()),
         "channel_mix": _channel_mix(spec, data),
+        # what the plan spends on: channel effects measured on the training campaigns plus
+        # the model's heterogeneity scaled by its out-of-time calibration slope
+        "calibration": {"slope": slope, "pooled_effect": final.pooled_effect_,
+                        "channel_effect": final.channel_effect_},
         "oracle_note": None if evidence["oracle"] else "no true effects for these campaigns "
                                                        "(real data): the ceiling is unknown",
         "stage_seconds": seconds,
@@ -158,6 +166,9 @@ def _log(spec: ModelSpec, card: dict, model, data: UpliftSet, evidence: dict,
                            "folds": card["folds"], "horizon_days": spec.horizon_days,
                            "training_rows": card["rows"], "n_features": len(data.features),
                            "capacity_share": spec.uplift.capacity_share})
+        mlflow.log_metrics({"calibration.slope": card["calibration"]["slope"],
+                            **{f"calibration.effect.{c}": e for c, e in
+                               card["calibration"]["channel_effect"].items()}})
         mlflow.log_metrics({f"{name}.{metric}.{stat}": value
                             for name, values in card["summary"].items()
                             for metric, stats in values.items() for stat, value in stats.items()

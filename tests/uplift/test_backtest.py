@@ -67,7 +67,8 @@ def test_run_judges_every_learner_and_the_oracle_on_the_same_campaigns():
     assert card["candidate"] == "t" and set(card["gains"]) == {"churn", "random"}
     assert card["gains"]["churn"]["low"] > 0  # the effect model beats churn targeting
     predictions = card["predictions"]
-    assert len(predictions) == 3000 and predictions[["t", "churn", "random", "oracle"]].notna().all().all()
+    assert len(predictions) == 3000
+    assert predictions[["t", "churn", "random", "oracle"]].notna().all().all()
 
 
 def test_a_simpler_learner_within_the_threshold_wins_the_tie():

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.uplift.learners import UpliftError, build_uplift_learner
+from ml.uplift.learners import (
+    CalibratedUplift,
+    UpliftError,
+    build_uplift_learner,
+    calibration_slope,
+)
 from ml.uplift.metrics import qini_coefficient, uplift_at_capacity
 
 NUMERIC = ["recency", "frequency", "noise"]
@@ -107,3 +112,30 @@ def test_an_arm_with_one_outcome_predicts_its_rate():
     model = fitted("t_learner", X, treated, y)
     mu_0, mu_1 = model.outcomes(X)
     assert np.all(mu_1 == 1.0) and 0 < mu_0.mean() < 1
+
+
+def test_calibration_slope_is_near_one_for_true_effects_and_zero_for_noise():
+    X, treated, y, effect = world(40_000, seed=6)
+    groups = np.arange(len(X)) % 4
+    assert calibration_slope(y, treated, effect, groups) == pytest.approx(1.0, abs=0.15)
+    noise = np.random.default_rng(0).normal(size=len(X))
+    assert calibration_slope(y, treated, noise, groups) < 0.05
+    assert calibration_slope(y, treated, -effect, groups) == 0.0  # clipped: worse than none
+
+
+def test_calibrated_effects_keep_each_channels_measured_level(campaigns):
+    (X, treated, y, _), (X_test, *_) = campaigns
+    X = X.assign(channel=np.where(np.arange(len(X)) % 2, "sem", "crm_email"))
+    base = build_uplift_learner("t_learner", {"base": SMALL["base"]}, NUMERIC,
+                                CATEGORICAL + ["channel"], 90)
+    flat = CalibratedUplift(base, "channel", slope=0.0).fit(X, treated, y)
+    for channel in ("sem", "crm_email"):
+        here = (X["channel"] == channel).to_numpy()
+        measured = y[here & treated].mean() - y[here & ~treated].mean()
+        got = flat.predict(X_test.assign(channel=channel))
+        assert np.ptp(got) == 0  # no skill: the channel's effect for everyone
+        assert got[0] == pytest.approx(measured, abs=0.03)  # shrunk a little to the pooled
+    full = CalibratedUplift(base, "channel", slope=1.0).fit(X, treated, y)
+    raw = base.predict(X_test.assign(channel="sem"))
+    shifted = full.predict(X_test.assign(channel="sem"))
+    np.testing.assert_allclose(shifted - raw, (shifted - raw)[0])  # the model's own ranking
