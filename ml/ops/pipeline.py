@@ -125,6 +125,13 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
             if _skipped(recommend, task_id):
                 skipped[f"recommend.{task_id}"] = "see the recommend DAG's log"
                 break
+        # Acquisition: the media-mix model and a budget plan (skips without raw.media_spend).
+        media = stage("media_mix", {"mode": (train_conf or {}).get("promotion_mode", "auto")})
+        for task_id in ("train", "plan"):
+            if _skipped(media, task_id):
+                skipped[f"media_mix.{task_id}"] = ("no media spend (raw.media_spend) or no "
+                                                   "champion; see the media_mix DAG's log")
+                break
 
     campaign = None
     if not any(info["champion"] for info in status.values()):

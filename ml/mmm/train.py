@@ -1,0 +1,303 @@
+"""The media-mix training job: fit, gate, MLflow run (model card, HTML report, posterior),
+registered version @challenger, promotion through ``ml.lifecycle`` (ledger, rollback).
+
+The gate (``gate``): a fit is promoted only when its diagnostics pass (max R-hat, min bulk
+ESS, divergence share, posterior predictive coverage of the training periods) and its
+chronological holdout is good enough (MAPE at most the spec's floor and below the naive
+forecast's: the mean of the last training periods). A newer passing fit replaces the
+champion: media budgets are planned on the latest data, and the old champion's holdout
+lies inside the new fit's training window, so the two are not comparable on one holdout.
+The verdict goes to the promotion ledger exactly like the other models'.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from ml import registry
+from ml.mmm import data, model
+from ml.mmm.spec import MediaMixSpec, load_media_spec
+from ml.modeling.report import pip_requirements
+from ml.warehouse import Warehouse, get_warehouse
+
+POSTERIOR_ARTIFACT = "media_mix_posterior.json"
+SUMMARY_ARTIFACT = "media_mix_summary.json"
+
+
+class MediaResponseModel(mlflow.pyfunc.PythonModel):
+    """The logged artifact: the posterior response curves (per draw and channel). ``predict``
+    takes one row per allocation (a spend column per channel, per period) and returns the
+    expected media-driven outcome per period with its 90% credible interval."""
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    def predict(self, context, model_input, params=None):
+        spend = model_input[self.params["channels"]].to_numpy(dtype=float)
+        total = model.response(self.params, spend).sum(axis=-1)  # (draw, row)
+        low, high = np.quantile(total, [0.05, 0.95], axis=0)
+        return pd.DataFrame({"expected": total.mean(axis=0), "low": low, "high": high})
+
+
+def gate(spec: MediaMixSpec, fit: model.Fit, champion_version: str | None) -> dict:
+    rules, diag, hold = spec.gate, fit.diagnostics, fit.holdout_metrics
+    checks = [
+        (diag["max_rhat"] <= rules["max_rhat"] if diag["chains"] > 1 else True,
+         f"max R-hat {diag['max_rhat']:.3f} (at most {rules['max_rhat']}"
+         + (")" if diag["chains"] > 1 else "; one chain: R-hat not defined, not checked)")),
+        (diag["min_ess_bulk"] >= rules["min_ess_bulk"],
+         f"min bulk ESS {diag['min_ess_bulk']:.0f} (at least {rules['min_ess_bulk']})"),
+        (diag["divergence_share"] <= rules["max_divergence_share"],
+         f"divergences {diag['divergences']} of {diag['draws']} draws "
+         f"(at most {rules['max_divergence_share']:.0%})"),
+        (diag["ppc_coverage"] >= rules["ppc_coverage_min"],
+         f"posterior predictive 90% band covers {diag['ppc_coverage']:.0%} of training periods "
+         f"(at least {rules['ppc_coverage_min']:.0%})"),
+        (hold["mape"] <= rules["max_holdout_mape"],
+         f"holdout MAPE {hold['mape']:.3f} over the last {hold['periods']} periods "
+         f"(at most {rules['max_holdout_mape']})"),
+        (hold["mape"] < hold["naive_mape"] or not rules.get("beat_naive", True),
+         f"holdout MAPE {hold['mape']:.3f} below the naive forecast's {hold['naive_mape']:.3f}"
+         + ("" if rules.get("beat_naive", True) else " (not required by this spec)")),
+    ]
+    failed = [text for ok, text in checks if not ok]
+    promote_ = not failed
+    reason = ("diagnostics and holdout pass: " + "; ".join(t for _, t in checks) if promote_
+              else "not promoted: " + "; ".join(failed))
+    return {"promote": promote_, "decision": "promote" if promote_ else "reject",
+            "reason": reason, "primary_metric": "holdout_mape",
+            "challenger_value": hold["mape"], "champion_value": None, "gain": None,
+            "checks": [{"passed": bool(ok), "check": text} for ok, text in checks],
+            "champion_version": champion_version}
+
+
+def train_media_mix(spec: MediaMixSpec | None = None, warehouse: Warehouse | None = None) -> dict:
+    """Fit and log one challenger; returns the summary (with the fit, not JSON-able)."""
+    spec = spec or load_media_spec()
+    wh = warehouse or get_warehouse()
+    frame = data.to_periods(data.read_mart(spec, wh), spec)
+    fit = model.fit(spec, frame)
+    params = model.posterior_response_params(fit, draws=int(spec.plan["draws"]))
+    current = frame.table[frame.channels].iloc[-int(spec.plan["current_weeks"]):].mean()
+    params.update({"current_spend": current.tolist(), "frequency": spec.frequency,
+                   "current_window": [str(frame.table["date"].iloc[-int(spec.plan["current_weeks"])].date()),
+                                      str(frame.last_day.date())]})
+    roi = model.roi_table(fit, params)
+    summary = {
+        "model": spec.name, "channels": frame.channels, "frequency": spec.frequency,
+        "data_window": [str(frame.first_day.date()), str(frame.last_day.date())],
+        "periods": {"train": len(fit.train), "holdout": len(fit.holdout)},
+        "train_window": [str(fit.train["date"].iloc[0].date()), str(fit.train["date"].iloc[-1].date())],
+        "fit_seconds": fit.seconds, "sampler": spec.sampler, "diagnostics": fit.diagnostics,
+        "holdout": fit.holdout_metrics, "roi": roi,
+        "mean_outcome_per_period": float(fit.train["y"].mean()),
+    }
+    champion = registry.version_by_alias(spec.name, registry.CHAMPION)
+    verdict = gate(spec, fit, str(champion.version) if champion else None)
+    summary["verdict"] = verdict
+    with tempfile.TemporaryDirectory() as tmp:
+        logged = _log(spec, summary, params, fit, Path(tmp))
+    return {**logged, "summary": summary, "verdict": verdict, "fit": fit}
+
+
+def train_and_gate(mode: str = "auto", spec: MediaMixSpec | None = None,
+                   warehouse: Warehouse | None = None) -> dict:
+    """Train, gate, then act like the other models: ``auto`` promotes a passing fit,
+    ``manual`` leaves it for ``ml promote``, ``dry_run`` only records the decision."""
+    spec = spec or load_media_spec()
+    return act_on_verdict(spec, train_media_mix(spec, warehouse), mode)
+
+
+def act_on_verdict(spec: MediaMixSpec, trained: dict, mode: str = "auto") -> dict:
+    """The gate's verdict on ``trained`` (re-judged with ``spec.gate``) acted on through
+    ml.lifecycle: promotion or a recorded decision, one ledger row either way."""
+    from ml.lifecycle.promotion import current_actor, promote, record_decision
+
+    champion = registry.version_by_alias(spec.name, registry.CHAMPION)
+    verdict = gate(spec, trained["fit"], str(champion.version) if champion else None)
+    registry.tag_version(spec.name, trained["version"], {"gate": verdict["decision"]})
+    actor = current_actor()
+    if verdict["promote"] and mode == "auto":
+        moved = promote(spec.name, trained["version"], actor, mode, verdict["reason"],
+                        verdict=verdict, run_id=trained["run_id"])
+        decision = "promoted"
+    else:
+        decision = (verdict["decision"] if mode == "auto" or not verdict["promote"]
+                    else f"{mode}: awaiting approval" if mode == "manual" else "dry_run")
+        record_decision(spec.name, trained["version"], verdict["decision"] if mode == "auto"
+                        else mode, mode, verdict["reason"], actor, verdict, trained["run_id"])
+        moved = None
+    summary = trained["summary"]
+    return {"model": spec.name, "run_id": trained["run_id"], "version": trained["version"],
+            "decision": decision, "reason": verdict["reason"], "promotion": moved,
+            "fit_seconds": summary["fit_seconds"], "diagnostics": summary["diagnostics"],
+            "holdout": summary["holdout"],
+            "roi": {c: r["roi"] for c, r in summary["roi"].items()}}
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def model_card(spec: MediaMixSpec, summary: dict) -> str:
+    diag, hold, verdict = summary["diagnostics"], summary["holdout"], summary["verdict"]
+    rows = "\n".join(
+        f"| {c} | {r['spend']:,.0f} | {r['roi']['mean']:.4f} ({r['roi']['low']:.4f} .. "
+        f"{r['roi']['high']:.4f}) | {r['marginal_roi']['mean']:.4f} ({r['marginal_roi']['low']:.4f}"
+        f" .. {r['marginal_roi']['high']:.4f}) | {r['contribution']['mean']:,.1f} |"
+        for c, r in summary["roi"].items())
+    checks = "\n".join(f"- {'pass' if c['passed'] else '**fail**'}: {c['check']}"
+                       for c in verdict["checks"])
+    return f"""# {spec.name}: model card
+
+**Purpose.** {spec.raw.get('description', '').strip()}
+
+**Outcome.** `{spec.outcome}` summed per {spec.frequency} period: mean
+{summary['mean_outcome_per_period']:.1f} per period in the training window (at this size a
+period's count carries Poisson noise of about {1 / max(summary['mean_outcome_per_period'], 1e-9) ** 0.5:.0%}).
+
+**Data window.** {summary['data_window'][0]} .. {summary['data_window'][1]};
+fitted on {summary['periods']['train']} periods ({summary['train_window'][0]} ..
+{summary['train_window'][1]}), the last {summary['periods']['holdout']} held out.
+
+**Model.** PyMC-Marketing MMM: geometric adstock (max lag {spec.model['adstock_max_lag']}),
+logistic saturation, {spec.model['yearly_seasonality']} yearly Fourier pairs, controls
+{', '.join(spec.model['controls'])}; priors in `ml/mmm/media_mix.yaml`. NUTS
+{spec.sampler['chains']} chain(s) x {spec.sampler['draws']} draws ({spec.sampler['tune']} tuning):
+{summary['fit_seconds']:.0f} s.
+
+## Diagnostics
+max R-hat {diag['max_rhat']:.3f}; min bulk ESS {diag['min_ess_bulk']:.0f}; divergences
+{diag['divergences']} of {diag['draws']}; posterior predictive 90% band covers
+{diag['ppc_coverage']:.0%} of the training periods.
+
+## Chronological holdout ({hold['first']} .. {hold['last']}, {hold['periods']} periods)
+MAPE {hold['mape']:.3f} (naive: mean of the last training periods, {hold['naive_mape']:.3f});
+CRPS {hold['crps']:.3f} (mean outcome {hold['mean_outcome']:.1f}); 90% interval covers
+{hold['coverage']:.0%}.
+
+## ROI per channel (new customers per dollar, 90% credible intervals)
+| channel | spend (train) | ROI | marginal ROI at current spend | contribution |
+| --- | ---: | ---: | ---: | ---: |
+{rows}
+
+## Promotion gate
+**{verdict['decision']}**: {'passed' if verdict['promote'] else 'failed'}
+{checks}
+
+## Caveats
+- Observational: the effects are identified by the spend's variation over time (flights,
+  pauses, shifts); lift tests are the check.
+- New customers are counted at signup, not valued by what they will be worth.
+"""
+
+
+def _plots(summary: dict, params: dict, fit: model.Fit, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    current = np.asarray(params["current_spend"])
+    for c, channel in enumerate(params["channels"]):
+        grid = np.linspace(0, 3 * max(current[c], 1e-6), 60)
+        spend = np.zeros((grid.size, len(current)))
+        spend[:, c] = grid
+        curve = model.response(params, spend)[:, :, c]
+        line, = ax.plot(grid, curve.mean(axis=0), label=channel)
+        ax.fill_between(grid, *np.quantile(curve, [0.05, 0.95], axis=0), alpha=0.15,
+                        color=line.get_color())
+        ax.axvline(current[c], color=line.get_color(), ls=":", lw=0.8)
+    ax.set(xlabel="spend per period", ylabel="new customers per period",
+           title="Response curves (posterior mean, 90% band; dotted: current spend)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "response_curves.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+
+    over_time = model.contribution_over_time(fit, params)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.stackplot(over_time["date"], over_time[params["channels"]].T.to_numpy(),
+                 labels=params["channels"], alpha=0.8)
+    ax.plot(fit.train["date"], fit.train["y"], color="k", lw=0.8, label="new customers")
+    ax.set(title="Media contribution over time (posterior mean)", ylabel="per period")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    paths.append(out / "contribution_over_time.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+    return paths
+
+
+def html_page(title: str, markdown: str, plots: list[Path]) -> str:
+    """The markdown (markdown-it, raw HTML escaped) with the plots inline: one file."""
+    import base64
+
+    from markdown_it import MarkdownIt
+
+    render = MarkdownIt("commonmark", {"html": False}).enable("table").render
+    images = "".join(
+        f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.stem}</figcaption></figure>'
+        for p in plots)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;"
+            "line-height:1.4}table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid"
+            " #ccc;padding:.25em .6em;text-align:right}th:first-child,td:first-child"
+            "{text-align:left}img{max-width:700px}</style></head><body>"
+            f"{render(markdown)}<h2>Plots</h2>{images}</body></html>")
+
+
+def _log(spec: MediaMixSpec, summary: dict, params: dict, fit: model.Fit, tmp: Path) -> dict:
+    mlflow = registry.configure()
+    markdown = model_card(spec, summary)
+    plots = _plots(summary, params, fit, tmp)
+    (tmp / "report.html").write_text(html_page(f"{spec.name}: media-mix report", markdown, plots))
+    (tmp / "model_card.md").write_text(markdown)
+    (tmp / SUMMARY_ARTIFACT).write_text(json.dumps(summary, default=str, indent=1))
+    (tmp / POSTERIOR_ARTIFACT).write_text(json.dumps(params))
+    diag, hold = summary["diagnostics"], summary["holdout"]
+    with mlflow.start_run(experiment_id=registry.experiment_id(spec.name),
+                          run_name=f"train-{summary['data_window'][1]}") as run:
+        mlflow.set_tags({"model": spec.name, "data_window": "..".join(summary["data_window"]),
+                         "gate": summary["verdict"]["decision"]})
+        mlflow.log_params({"frequency": spec.frequency, "channels": ",".join(summary["channels"]),
+                           "holdout_periods": spec.holdout_periods,
+                           **{f"sampler.{k}": v for k, v in spec.sampler.items()},
+                           "adstock_max_lag": spec.model["adstock_max_lag"],
+                           "yearly_seasonality": spec.model["yearly_seasonality"]})
+        mlflow.log_metrics({
+            "fit_seconds": summary["fit_seconds"], "max_rhat": diag["max_rhat"],
+            "min_ess_bulk": diag["min_ess_bulk"], "divergences": diag["divergences"],
+            "ppc_coverage": diag["ppc_coverage"], "holdout_mape": hold["mape"],
+            "holdout_crps": hold["crps"], "holdout_naive_mape": hold["naive_mape"],
+            **{f"roi.{c}.{k}": v for c, r in summary["roi"].items() for k, v in r["roi"].items()},
+            **{f"marginal_roi.{c}.{k}": v for c, r in summary["roi"].items()
+               for k, v in r["marginal_roi"].items()}})
+        for path in plots:
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        for name in ("report.html", "model_card.md"):
+            mlflow.log_artifact(str(tmp / name), artifact_path="report")
+        for name in (SUMMARY_ARTIFACT, POSTERIOR_ARTIFACT):
+            mlflow.log_artifact(str(tmp / name))
+        info = mlflow.pyfunc.log_model(name="model", python_model=MediaResponseModel(params),
+                                       registered_model_name=spec.name,
+                                       pip_requirements=pip_requirements())
+    version = str(info.registered_model_version)
+    registry.set_alias(spec.name, registry.CHALLENGER, version)
+    registry.describe_version(spec.name, version, markdown)
+    registry.tag_version(spec.name, version, {
+        "gate": summary["verdict"]["decision"], "max_rhat": f"{diag['max_rhat']:.4f}",
+        "min_ess_bulk": f"{diag['min_ess_bulk']:.0f}", "divergences": str(diag["divergences"]),
+        "holdout_mape": f"{hold['mape']:.4f}", "holdout_crps": f"{hold['crps']:.4f}"})
+    return {"run_id": run.info.run_id, "version": version}

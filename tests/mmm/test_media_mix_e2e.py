@@ -1,0 +1,123 @@
+"""The media-mix model end to end on a generated history (800 customers, two years), with
+a deliberately tiny fit (one chain, few draws) so the test stays within its time budget:
+real dbt mart, real PyMC-Marketing fit, real MLflow registry and promotion ledger.
+
+The fit judged by strict diagnostics is not promoted (ledger row, no champion); the same
+fit judged by loose ones is promoted (the gate's rule is the spec's), and the plan made with it spends the budget
+within bounds and is stored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.mmm.spec import load_media_spec
+
+pytestmark = pytest.mark.slow
+
+TINY = {"chains": 1, "tune": 60, "draws": 60, "target_accept": 0.9, "random_seed": 3}
+
+
+def _spec(**gate):
+    spec = load_media_spec().with_overrides(sampler=TINY)
+    return type(spec)(**{**spec.__dict__, "gate": {**spec.gate, **gate},
+                         "plan": {**spec.plan, "draws": 60}})
+
+
+@pytest.fixture(scope="module")
+def media_mart(demo_warehouse):
+    from ml.dbt import build
+
+    run = build(extra_args=("--select", "+media_mix_daily", "--indirect-selection", "cautious"))
+    assert run.returncode == 0, run.stdout[-3000:]
+    return demo_warehouse
+
+
+@pytest.fixture(scope="module")
+def trained(media_mart):
+    """One tiny fit, logged and registered (the gate then judges it twice)."""
+    from ml.mmm.train import train_media_mix
+
+    return train_media_mix(_spec())
+
+
+@pytest.fixture(scope="module")
+def rejected(trained):
+    from ml.mmm.train import act_on_verdict
+
+    return act_on_verdict(_spec(min_ess_bulk=1e9), trained)
+
+
+@pytest.fixture(scope="module")
+def promoted(trained, rejected):
+    from ml.mmm.train import act_on_verdict
+
+    return act_on_verdict(_spec(min_ess_bulk=1, max_divergence_share=1.0, ppc_coverage_min=0.0,
+                                max_holdout_mape=10.0, beat_naive=False), trained)
+
+
+def test_a_fit_failing_its_diagnostics_is_not_promoted(rejected):
+    from ml import registry
+    from ml.lifecycle.ledger import read_ledger
+
+    assert rejected["decision"] == "reject"
+    assert registry.version_by_alias("media_mix", registry.CHAMPION) is None
+    assert "min bulk ESS" in rejected["reason"] and "not promoted" in rejected["reason"]
+    assert registry.version_by_alias("media_mix", registry.CHALLENGER).version == int(rejected["version"])
+    row = read_ledger("media_mix").iloc[-1]
+    assert row["decision"] == "reject" and row["to_version"] == rejected["version"]
+
+
+def test_a_passing_fit_is_promoted_with_diagnostics_holdout_and_roi(promoted):
+    from ml import registry
+    from ml.mmm.train import SUMMARY_ARTIFACT
+
+    assert promoted["decision"] == "promoted", promoted["reason"]
+    champion = registry.version_by_alias("media_mix", registry.CHAMPION)
+    assert str(champion.version) == promoted["version"]
+    summary = registry.run_json(champion.run_id, SUMMARY_ARTIFACT)
+    diag, hold = summary["diagnostics"], summary["holdout"]
+    assert diag["draws"] == 60 and diag["min_ess_bulk"] > 0 and 0 <= diag["ppc_coverage"] <= 1
+    assert hold["periods"] == 8 and hold["mape"] > 0 and hold["crps"] > 0
+    assert set(summary["roi"]) == {"SEM", "Display", "Social", "Affiliate", "Prospecting"}
+    for values in summary["roi"].values():
+        roi = values["roi"]
+        assert 0 <= roi["low"] <= roi["mean"] <= roi["high"]
+    assert "Promotion gate" in champion.description and "ROI per channel" in champion.description
+
+
+def test_the_report_and_the_response_model_are_logged(promoted):
+    import mlflow
+    import pandas as pd
+
+    from ml import registry
+
+    registry.configure()
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(promoted["run_id"], "report")}
+    assert artifacts == {"report/report.html", "report/model_card.md"}
+    loaded = mlflow.pyfunc.load_model(f"models:/media_mix/{promoted['version']}")
+    spend = pd.DataFrame({c: [0.0, 50.0] for c in ("SEM", "Display", "Social", "Affiliate",
+                                                    "Prospecting")})
+    out = loaded.predict(spend)
+    assert out["expected"].iloc[0] == 0.0 and out["expected"].iloc[1] > 0
+    assert (out["low"] <= out["expected"]).all() and (out["expected"] <= out["high"]).all()
+
+
+def test_plan_media_on_the_champion_spends_the_budget_and_is_stored(promoted):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+    from ml.mmm.plan import read_plan
+
+    champion_params = __import__("ml.mmm.plan", fromlist=["champion_posterior"]).champion_posterior(
+        load_media_spec())[1]
+    budget = round(float(np.sum(champion_params["current_spend"])) * 4, 2)
+    result = CliRunner().invoke(app, ["plan-media", "--budget", str(budget), "--json"])
+    assert result.exit_code == 0, result.output
+    stored = read_plan()
+    assert stored["planned_spend"].sum() == pytest.approx(budget, rel=1e-6)
+    assert (stored["planned_spend"] >= stored["lower"] - 1e-6).all()
+    assert (stored["planned_spend"] <= stored["upper"] + 1e-6).all()
+    too_low = CliRunner().invoke(app, ["plan-media", "--budget", str(budget * 0.5)])
+    assert too_low.exit_code != 0 and "below the sum of the lower bounds" in too_low.output
+    assert set(read_plan()["plan_id"]) == set(stored["plan_id"])  # nothing new written
