@@ -9,3 +9,4 @@ def champion_asset(model_name: str) -> str:
 
 SCORES_ASSET = "cmp://warehouse/ml/scores"
 TARGETS_ASSET = "cmp://warehouse/ml/campaign_targets"
+READOUTS_ASSET = "cmp://warehouse/ml/experiment_readouts"

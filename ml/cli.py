@@ -732,3 +732,100 @@ def recommend(customer: Annotated[str, typer.Option(help="Customer id.")]) -> No
         served.add_row(str(item["rank"]), item["product_id"], f"{item['score']:.4f}",
                        shown["why"][item["product_id"]])
     console.print(history, served)
+
+
+@app.command()
+def readout(
+    campaign: Annotated[str | None, typer.Argument(
+        help="Read out (again) this campaign; default: every matured one not read out "
+             "yet.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Read out matured retention campaigns as experiments (treated vs control, 95% CIs,
+    CUPED, sample-ratio check, per channel and score decile) into ml.experiment_readouts,
+    then show them. The same as the readout DAG."""
+    from rich.markup import escape
+
+    from ml.experiments.readout import ReadoutError, read_readouts, run_readouts, summarise
+
+    try:
+        done = run_readouts([campaign] if campaign else None)
+    except ReadoutError as exc:
+        _fail(escape(str(exc)))
+    rows = read_readouts(campaign)
+    shown = ([summarise(part) for _, part in rows.groupby("campaign", sort=False)]
+             if len(rows) else [])
+    if as_json:
+        print(json.dumps({"read_now": [d["campaign"] for d in done], "readouts": shown},
+                         default=str, indent=1))
+        return
+    if not shown:
+        console.print("no campaign has matured yet: no readouts")
+        return
+    console.print(f"read out now: {', '.join(d['campaign'] for d in done) or 'nothing new'}")
+    for item in shown if campaign else shown[-5:]:
+        _print_readout(item, detail=bool(campaign))
+
+
+def _print_readout(item: dict, detail: bool) -> None:
+    srm = item["srm"]
+    planned = ("unknown" if srm["planned_control_share"] is None
+               else f"{srm['planned_control_share']:.1%}")
+    p_value = "" if srm["p_value"] is None else f", p = {srm['p_value']:.3g}"
+    verdict = ("feeds the next plan" if item["feeds_plan"]
+               else f"[red]does not feed the next plan[/red]: {item['blocked_reason']}")
+    console.print(f"[bold]{item['campaign']}[/bold] (assigned {item['assigned_at'][:10]}, "
+                  f"{item['horizon_days']}-day horizon): control "
+                  f"{srm['observed_control_share']:.1%} "
+                  f"vs planned {planned}, SRM {srm['status']}{p_value}; {verdict}")
+    table = Table("segment", "metric", "treated", "control", "effect (95% CI)",
+                  "CUPED effect (95% CI)", "var. removed", "save rate")
+    for row in item["segments"]:
+        if not detail and row["segment_type"] != "all":
+            continue
+        fmt = ((lambda x: f"{x:+.2%}") if row["metric"] == "retention"
+               else (lambda x: f"{x:+.2f}"))
+
+        def interval(effect, low, high, fmt=fmt) -> str:
+            return "" if effect is None else f"{fmt(effect)} ({fmt(low)}..{fmt(high)})"
+
+        table.add_row(f"{row['segment_type']} {row['segment']}", row["metric"],
+                      f"{row['n_treated']:,}", f"{row['n_control']:,}",
+                      interval(row["effect"], row["ci_low"], row["ci_high"]),
+                      interval(row["effect_cuped"], row["ci_low_cuped"], row["ci_high_cuped"]),
+                      ("" if row["variance_reduction"] is None
+                       else f"{row['variance_reduction']:.0%}"),
+                      "" if row["save_rate"] is None else f"{row['save_rate']:.1%}")
+    console.print(table)
+
+
+simulate_app = typer.Typer(help="Play the synthetic world forward (synthetic histories only).",
+                           no_args_is_help=True)
+app.add_typer(simulate_app, name="simulate")
+
+
+@simulate_app.command("advance")
+def simulate_advance(
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days to continue every "
+                                                          "customer's life.")] = 90,
+) -> None:
+    """Continue the generated history by DAYS days: the newest unplayed plan's treated
+    customers are contacted (with the world's true, heterogeneous effect), control
+    customers are not; new events are appended to the raw tables. Run twice, it continues
+    from where it ended and plays a plan only once. Re-run features (`ml run`) afterwards."""
+    from rich.markup import escape
+
+    from ml.sim.advance import AdvanceError, advance
+
+    try:
+        summary = advance(days)
+    except AdvanceError as exc:
+        _fail(escape(str(exc)))
+    table = Table("table", "rows appended",
+                  title=f"Advanced {summary.start} .. {summary.end}")
+    for name, rows in summary.row_counts.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    console.print(summary.note)
+    console.print("next: `ml run` rebuilds the marts; `ml readout` once a campaign's horizon "
+                  "has passed")

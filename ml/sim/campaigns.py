@@ -319,3 +319,58 @@ def effects_table(contacts: Contacts, customer_ids: pa.Array,
 
 def start_of(day: int, start: date) -> date:
     return start + timedelta(days=int(day))
+
+
+# --- continuing the history (ml.sim.advance) ----------------------------------------------
+
+# What `ml generate` drew and how far the history has been played forward: evaluation
+# only, so `ml simulate advance` can rebuild the world's latent state and continue it.
+SIM_RUNS_TABLE = "sim_runs"
+SIM_RUNS_COLUMNS = {"customers": "BIGINT", "seed": "BIGINT", "start": "DATE",
+                    "generated_end": "DATE", "end": "DATE", "played_campaigns": "VARCHAR"}
+
+
+def sim_run_table(customers: int, seed: int, start: date, end: date,
+                  current_end: date | None = None, played: tuple[str, ...] = ()) -> pa.Table:
+    import json
+
+    return pa.Table.from_pylist([{"customers": customers, "seed": seed, "start": start,
+                                  "generated_end": end, "end": current_end or end,
+                                  "played_campaigns": json.dumps(list(played))}],
+                                schema=arrow_schema(SIM_RUNS_COLUMNS))
+
+
+def campaign_stream(seed: int, campaign: str) -> np.random.Generator:
+    """The outcome draws of one planned campaign's contacts (same seed and campaign, same
+    draws, so a later continuation can replay them)."""
+    import hashlib
+
+    word = int.from_bytes(hashlib.blake2b(campaign.encode(), digest_size=8).digest(), "big")
+    return np.random.Generator(np.random.PCG64([seed, CAMPAIGN_STREAM, word]))
+
+
+def averse_customers(seed: int, response: np.ndarray) -> np.ndarray:
+    """The contact-averse customers: the first draw of the campaigns' stream."""
+    return contact_averse(np.random.Generator(np.random.PCG64([seed, CAMPAIGN_STREAM])), response)
+
+
+def planned_contacts(seed: int, campaign: str, day: int, customer: np.ndarray,
+                     channel: np.ndarray, treated: np.ndarray, score_decile: np.ndarray,
+                     horizon: int, planned_share: float, signup: np.ndarray,
+                     dropout: np.ndarray, response: np.ndarray, basket_ratio: np.ndarray,
+                     averse: np.ndarray) -> tuple[Contacts, np.ndarray]:
+    """A planned campaign's contacts played on the population: (contacts, new dropout)."""
+    rng = campaign_stream(seed, campaign)
+    order = np.argsort(customer, kind="stable")
+    customer, channel, treated, score_decile = (a[order] for a in
+                                                (customer, channel, treated, score_decile))
+    save, rescue, backfire = effect_probabilities(response, basket_ratio, day - signup[customer],
+                                                  averse, channel, customer)
+    days = np.full(customer.size, day)
+    horizons = np.full(customer.size, horizon)
+    dropout, active, save_at = apply_contacts(rng, dropout, days, customer, treated, horizons,
+                                              save, rescue, backfire)
+    contacts = Contacts(np.zeros(customer.size, np.int64), customer, days, channel, treated,
+                        score_decile, horizons, np.full(customer.size, planned_share), active,
+                        save, rescue, backfire, save_at, (campaign,))
+    return contacts, dropout

@@ -220,6 +220,7 @@ class _Calendar:
     touches: tuple[_Profile, ...]  # one per touch channel, mean 1 over the window
     as_of_days: np.ndarray  # oracle snapshot days (first of month, start < d <= end + 1)
     future_bursts: np.ndarray  # (as_of, channel, day in horizon): see _calendar
+    window_start: float = 0.0  # events are simulated from here (> 0: ml.sim.advance's tail)
 
 
 def _gauss(x: np.ndarray, width_before: float, width_after: float) -> np.ndarray:
@@ -232,7 +233,12 @@ def _burst_delay_cdf(days: np.ndarray) -> np.ndarray:
     return -np.expm1(-x / BURST_DELAY_SCALE) / -np.expm1(-BURST_DELAY_DAYS / BURST_DELAY_SCALE)
 
 
-def _calendar(start: date, end: date) -> _Calendar:
+def _calendar(start: date, end: date, normalise_days: int | None = None,
+              snapshot_days: np.ndarray | None = None) -> _Calendar:
+    """``normalise_days``: the days whose mean rate is 1 (default: the window's; a
+    continuation keeps the original window's, so its rates continue unchanged).
+    ``snapshot_days``: snapshot days other than the month starts (for the truth of a contact
+    on another day)."""
     n_days = (end - start).days + 1
     grid = n_days + 1 + ORACLE_DAYS + 1  # the oracle looks past the end
     days = np.datetime64(start, "D") + np.arange(grid)
@@ -257,7 +263,7 @@ def _calendar(start: date, end: date) -> _Calendar:
         yearly = yearly - 0.1 * _gauss(distance(year_offset, 8, 1), 25, 25)  # summer lull
 
     def normalised(weights: np.ndarray) -> np.ndarray:
-        return weights / weights[:n_days].mean()
+        return weights / weights[:normalise_days or n_days].mean()
 
     order_week = np.array([1.04, 1.0, 0.98, 0.98, 0.97, 0.95, 1.08])[weekday]
     orders_base = normalised(order_week * yearly)
@@ -285,7 +291,7 @@ def _calendar(start: date, end: date) -> _Calendar:
 
     month_starts = np.arange(months[0] + 1, months[n_days] + 1).astype("datetime64[D]")
     as_of_days = (month_starts - np.datetime64(start, "D")).astype(np.int64)
-    as_of_days = as_of_days[as_of_days <= n_days]
+    as_of_days = as_of_days[as_of_days <= n_days] if snapshot_days is None else snapshot_days
     # Expected bursts on day k of the horizon from touches on or after the as_of day,
     # per unit of touch rate x conversion: the realised touches before as_of are added
     # per customer.
@@ -499,7 +505,7 @@ class _Touches:
 
 
 def _simulate_touches(rng: np.random.Generator, c: _Customers, cal: _Calendar) -> _Touches:
-    lo, hi = np.maximum(c.signup, 0.0), np.full(c.size, float(cal.n_days))
+    lo, hi = np.maximum(c.signup, cal.window_start), np.full(c.size, float(cal.n_days))
     owners, times, channels = [], [], []
     for channel, profile in enumerate(cal.touches):  # touches go on after dropout
         owner, t = profile.sample(rng, lo, hi, c.touch_rate[:, channel])
@@ -547,14 +553,14 @@ def _simulate_orders(
     rng: np.random.Generator, c: _Customers, cal: _Calendar, touches: _Touches,
     save_orders: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0)),
 ) -> _Orders:
-    lo, hi = np.maximum(c.signup, 0.0), np.minimum(c.dropout, float(cal.n_days))
+    lo, hi = np.maximum(c.signup, cal.window_start), np.minimum(c.dropout, float(cal.n_days))
     base = cal.orders_base.sample(rng, lo, hi, c.purchase_rate)
     peak = cal.orders_peak.sample(rng, lo, hi, c.purchase_rate * c.seasonal_amplitude)
     boost = _decaying_sample(
         rng, lo, hi, c.signup, c.purchase_rate * NEW_CUSTOMER_BOOST, NEW_CUSTOMER_BOOST_DAYS
     )
     # The first order at signup lands on the signup day, within half an hour.
-    first = (c.signup >= 0) & (rng.random(c.size) < FIRST_ORDER_AT_SIGNUP)
+    first = (c.signup >= cal.window_start) & (rng.random(c.size) < FIRST_ORDER_AT_SIGNUP)
     first_t = c.signup + rng.random(c.size) * np.minimum(1 / 48, np.ceil(c.signup) - c.signup)
     first &= first_t < c.dropout
     bursts = ~np.isnan(touches.burst_at)
@@ -703,7 +709,7 @@ def _session_table(
 ) -> pa.Table:
     """Organic visits while active, a trickle after dropout, one per click and one
     shortly before every web/app order."""
-    lo = np.maximum(c.signup, 0.0)
+    lo = np.maximum(c.signup, cal.window_start)
     window_end = np.full(c.size, float(cal.n_days))
     organic = cal.sessions.sample(rng, lo, np.minimum(c.dropout, window_end), c.session_rate)
     dormant = cal.sessions.sample(
@@ -733,7 +739,8 @@ def _session_table(
     before_order = _timestamps(cal, orders.t[online]) - rng.integers(
         2 * MINUTE_US, 45 * MINUTE_US, online.size
     )
-    not_before = np.maximum(_timestamps(cal, c.signup[buyer]), cal.epoch_day * DAY_US)
+    not_before = np.maximum(_timestamps(cal, np.maximum(c.signup[buyer], cal.window_start)),
+                            cal.epoch_day * DAY_US)
 
     customer = np.concatenate([organic[0], dormant[0], touches.customer[clicks], buyer])
     started_us = np.concatenate(
@@ -1116,6 +1123,22 @@ def _chunks(total: int) -> Iterator[slice]:
         yield slice(first, min(first + CHUNK_CUSTOMERS, total))
 
 
+def _world(customers: int, seed: int, start: date, end: date):
+    """Everything drawn before the customers' lives are simulated, in the stream's order:
+    (calendar, media world, population after the past campaigns, their contacts, catalogue,
+    chunks, chunk streams, item world). ml.sim.advance rebuilds it to continue the history."""
+    cal = _calendar(start, end)
+    cal, media_world = _with_media(cal, seed, customers)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    population = _draw_customers(rng, customers, cal)
+    population, contacts = _with_past_campaigns(population, cal, seed)
+    catalogue = _catalogue(rng)
+    chunks = list(_chunks(customers))
+    chunk_rngs = rng.spawn(len(chunks))
+    world = items.draw_world(rng.spawn(1)[0], catalogue, int(cal.month_index[cal.n_days]) + 1)
+    return cal, media_world, population, contacts, catalogue, chunks, chunk_rngs, world
+
+
 def generate_tables(
     customers: int, seed: int, start: date, end: date, progress: bool = False
 ) -> dict[str, pa.Table]:
@@ -1125,16 +1148,9 @@ def generate_tables(
         raise ValueError("customers must be at least 1")
     if end <= start:
         raise ValueError(f"end ({end}) must be after start ({start})")
-    cal = _calendar(start, end)
-    cal, media_world = _with_media(cal, seed, customers)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    population = _draw_customers(rng, customers, cal)
-    population, contacts = _with_past_campaigns(population, cal, seed)
-    catalogue = _catalogue(rng)
+    cal, media_world, population, contacts, catalogue, chunks, chunk_rngs, world = _world(
+        customers, seed, start, end)
     campaigns = _campaign_names(cal)
-    chunks = list(_chunks(customers))
-    chunk_rngs = rng.spawn(len(chunks))
-    world = items.draw_world(rng.spawn(1)[0], catalogue, int(cal.month_index[cal.n_days]) + 1)
     ids = _IdCounters()
     parts: dict[str, list[pa.Table]] = {}
     with _progress_bar(progress) as bar:
@@ -1169,6 +1185,8 @@ def generate(
     warehouse (the configured one, or the DuckDB file at ``warehouse_path``), all at once."""
     started = time.perf_counter()
     tables = generate_tables(customers, seed, start, end, progress=progress)
+    tables[f"{EVAL_SCHEMA}.{retention.SIM_RUNS_TABLE}"] = retention.sim_run_table(
+        customers, seed, start, end)
     with _progress_bar(progress) as bar:
         task = bar.add_task("writing to the warehouse", total=1)
         warehouse = DuckDBWarehouse(warehouse_path) if warehouse_path else get_warehouse()

@@ -323,7 +323,7 @@ def test_generate_writes_every_table_to_the_warehouse(tmp_path):
     assert isinstance(summary, GenerationSummary)
     assert summary.seconds > 0 and summary.peak_rss_mb > 0
     assert set(summary.row_counts) == {f"raw.{name}" for name in RAW_TABLES} | {
-        ORACLE, ITEM_ORACLE, MEDIA_TRUTH, CAMPAIGN_EFFECTS}
+        ORACLE, ITEM_ORACLE, MEDIA_TRUTH, CAMPAIGN_EFFECTS, "eval.sim_runs"}
     assert summary.row_counts["raw.customers"] == 200
     with duckdb.connect(str(path), read_only=True) as con:
         for name, rows in summary.row_counts.items():
