@@ -380,8 +380,14 @@ def score(
 @app.command()
 def allocate(
     budget: Annotated[str, typer.Option(help="Total contact budget (> 0).")],
-    control_share: Annotated[float, typer.Option(min=0, max=0.5, help="Held-out control share.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed of the control-group draw.")] = 42,
+    control_share: Annotated[float | None, typer.Option(
+        min=0, max=0.5, help="Held-out control share (default: sized by the power "
+                             "calculation for --min-detectable-effect).")] = None,
+    min_detectable_effect: Annotated[float, typer.Option(
+        min=0.001, max=0.999, help="Smallest effect on retention (absolute) the control group "
+                                   "must detect (alpha 0.05, power 80%).")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Kept for scripts; the control group is hashed on "
+                                           "(campaign, customer), not seeded.")] = 42,
     margin_rate: Annotated[float, typer.Option(help="Margin share of revenue (customer value).")] = 0.3,
     capacity: Annotated[list[str] | None, typer.Option(
         help="Per-channel cap as CHANNEL=N (repeatable), e.g. --capacity direct_mail=500.")] = None,
@@ -395,10 +401,27 @@ def allocate(
         _fail(f"--capacity takes CHANNEL=N, got {capacity}")
     try:
         summary = plan(budget, control_share=control_share, seed=seed, margin_rate=margin_rate,
-                       capacities=capacities)
+                       capacities=capacities, min_detectable_effect=min_detectable_effect)
     except CampaignError as exc:
         _fail(str(exc))
     _print_campaign(summary)
+    _print_design(summary.get("design"))
+
+
+def _print_design(design: dict | None) -> None:
+    """The plan as an experiment: its control group's power and where each save rate came
+    from (a readout, or the seed's guess as the prior)."""
+    if not design:
+        return
+    console.print(f"campaign {design['campaign']}: control share {design['control_share']:.1%} "
+                  f"({design['control_share_source']}): {design['power_reason']}")
+    table = Table("channel", "save rate", "source", title="Save rates used by this plan")
+    for channel, rate in design["save_rates"].items():
+        source = (f"readout of {rate['campaign']} (95% CI {rate['ci'][0]:.1%}..{rate['ci'][1]:.1%}; "
+                  f"seed prior {rate['seed_prior']:.1%})" if rate["source"] == "readout"
+                  else f"seed prior: {rate['note']}")
+        table.add_row(channel, f"{rate['save_rate']:.1%}", source)
+    console.print(table)
 
 
 def _print_campaign(summary: dict) -> None:

@@ -133,6 +133,10 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
                                                    "champion; see the media_mix DAG's log")
                 break
 
+    if not models:  # matured campaigns are read out before the plan takes their save rates
+        if _skipped(stage("readout", {}), "find_matured"):
+            skipped["readout"] = "no campaign's horizon has matured since the last readout"
+
     campaign = None
     if not any(info["champion"] for info in status.values()):
         skipped["score"] = "no model has a champion"
