@@ -22,7 +22,7 @@ from cosmos import (
 from cosmos.constants import InvocationMode, SeedRenderingBehavior
 
 from ml.assets import FEATURES_ASSET
-from ml.dbt import profile_config
+from ml.dbt import profile_config, record_failed_node
 from ml.modeling.specs import spec_paths
 from ml.ops.orchestration import WAREHOUSE_POOL, dag_defaults
 from ml.settings import dbt_environment, get_settings
@@ -134,6 +134,10 @@ def features():
         ),
         operator_args={
             "install_deps": False,
+            # dbt writes manifest.json twice and run_results.json per invocation: half of a
+            # one-model task. Skipped; failing nodes are recorded by the callback instead.
+            "dbt_cmd_flags": ["--no-write-json"],
+            "dbt_runner_callbacks": [record_failed_node],
             "full_refresh": "{{ params.full_refresh }}",
             "vars": {
                 "snapshot_cadence": "{{ params.snapshot_cadence }}",

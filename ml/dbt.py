@@ -83,6 +83,7 @@ def load_seeds(settings: Settings | None = None) -> str:
     from dbt.cli.main import dbtRunner
 
     s = settings or get_settings()
+    clear_failed_nodes(s)
     with (_environ(dbt_environment(s)), profile_config(s).ensure_profile() as
           (profile_path, profile_env), _environ(profile_env)):
         result = dbtRunner().invoke(["seed", "--project-dir", str(s.dbt_project_dir),
@@ -170,20 +171,55 @@ class FailedNode:
     message: str
 
 
+# The features DAG's dbt tasks run with --no-write-json: writing manifest.json twice and
+# run_results.json was half of each per-model invocation (bench/features.py --dag). Their
+# failing nodes are recorded here instead, by the dbtRunner callback below.
+FAILED_NODES_FILE = "failed_nodes.jsonl"
+_RESULT_EVENTS = ("LogTestResult", "LogModelResult", "LogSeedResult", "LogSnapshotResult")
+
+
+def failed_nodes_file(settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).dbt_target_dir / FAILED_NODES_FILE
+
+
+def record_failed_node(event) -> None:
+    """dbtRunner callback (Cosmos ``dbt_runner_callbacks``): append each node that failed
+    or errored to ``failed_nodes.jsonl`` in dbt's target dir, for ``failed_nodes``."""
+    if event.info.name not in _RESULT_EVENTS or event.data.status not in ("fail", "error"):
+        return
+    node = event.data.node_info
+    record = {"unique_id": node.unique_id or node.node_name, "status": event.data.status,
+              "failures": getattr(event.data, "num_failures", None), "message": event.info.msg}
+    path = failed_nodes_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+def clear_failed_nodes(settings: Settings | None = None) -> None:
+    """Forget the previous features run's failures (its first dbt task calls this)."""
+    failed_nodes_file(settings).unlink(missing_ok=True)
+
+
 def failed_nodes(settings: Settings | None = None) -> list[FailedNode]:
-    """Failed or errored nodes of the last dbt invocation (from run_results.json)."""
+    """Failed or errored nodes of the last features DAG run (recorded by its callback), or
+    else of the last plain dbt invocation (from run_results.json)."""
+    recorded = failed_nodes_file(settings)
+    if recorded.exists():
+        return [_failed_node(json.loads(line)) for line in recorded.read_text().splitlines()
+                if line.strip()]
     path = (settings or get_settings()).dbt_target_dir / "run_results.json"
     if not path.exists():
         return []
     results = json.loads(path.read_text()).get("results", [])
-    return [
-        FailedNode(
-            name=r["unique_id"].split(".")[-1] if r["unique_id"].startswith("test.")
-            else r["unique_id"],
-            status=r["status"],
-            failures=r.get("failures"),
-            message=(r.get("message") or "").strip(),
-        )
-        for r in results
-        if r.get("status") in ("fail", "error")
-    ]
+    return [_failed_node(r) for r in results if r.get("status") in ("fail", "error")]
+
+
+def _failed_node(r: dict) -> FailedNode:
+    parts = r["unique_id"].split(".")  # test.<project>.<name>[.<hash>]
+    return FailedNode(
+        name=parts[2] if parts[0] == "test" and len(parts) > 2 else r["unique_id"],
+        status=r["status"],
+        failures=r.get("failures"),
+        message=(r.get("message") or "").strip(),
+    )
