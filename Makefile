@@ -59,6 +59,7 @@ bench: setup ## Benchmarks that print figures (see bench/)
 	$(BIN)/python bench/import.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/warehouse.py
+	$(BIN)/python bench/learners.py
 
 up: setup ## Start Airflow (127.0.0.1:8080) and MLflow (127.0.0.1:5000); print URLs and login
 	$(BIN)/ml server up
