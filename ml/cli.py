@@ -211,6 +211,8 @@ def _print_run_summary(summary: dict) -> None:
         _print_model(name, info)
     if summary.get("campaign"):
         _print_campaign(summary["campaign"])
+    if summary.get("media_mix"):
+        _print_media_mix(summary["media_mix"])
     if summary.get("skipped"):
         skipped = Table("stage", "why", title="Skipped (decisions, not failures)")
         for stage, reason in summary["skipped"].items():
@@ -438,6 +440,8 @@ def _print_campaign(summary: dict) -> None:
         f"{summary['expected_incremental_value']:,.2f}  ROI {summary['roi']:.2f}  "
         f"treated {summary['n_treated']:,}  control {summary['n_control']:,}  "
         f"({summary['method']}, gap to LP bound {summary['gap']:.2%})")
+    if summary.get("targeting"):
+        console.print(f"targeting: {summary['targeting']}")
 
 
 @app.command()
@@ -649,6 +653,78 @@ def export_recommendations(
     except ServingError as exc:
         _fail(str(exc))
     _write_export(frame, out)
+
+
+@export_app.command("media-plan")
+def export_media_plan(
+    out: Annotated[str, typer.Option(help="Output file (.csv or .parquet).")],
+    plan_id: Annotated[str | None, typer.Option(help="Plan id (default: the latest).")] = None,
+) -> None:
+    """A media budget plan from ml.media_plans (one row per channel)."""
+    from ml.mmm.plan import read_plan
+
+    _write_export(read_plan(plan_id), out)
+
+
+def _print_media_mix(info: dict) -> None:
+    hold, diag = info.get("holdout") or {}, info.get("diagnostics") or {}
+    console.print(f"[bold]media_mix[/] champion v{info['champion']}: holdout MAPE "
+                  f"{hold.get('mape', float('nan')):.3f}, CRPS {hold.get('crps', float('nan')):.2f}; "
+                  f"R-hat {diag.get('max_rhat', float('nan')):.3f}, ESS "
+                  f"{diag.get('min_ess_bulk', float('nan')):.0f}, divergences {diag.get('divergences')}")
+    for channel, roi in info.get("roi", {}).items():
+        console.print(f"  ROI {channel}: {roi['mean']:.4f} new customers per $ "
+                      f"(90% CI {roi['low']:.4f}..{roi['high']:.4f})")
+    if info.get("plan"):
+        plan = info["plan"]
+        console.print(f"  plan {plan['plan_id']}: {plan['budget']:,.0f} over {plan['weeks']} weeks -> "
+                      f"{plan['expected_planned']:.1f} media-driven new customers (current split "
+                      f"{plan['expected_current']:.1f}); `ml plan-media --budget B` for another")
+
+
+@app.command("plan-media")
+def plan_media(
+    budget: Annotated[float, typer.Option(help="Total media budget for the plan's weeks.")],
+    bounds: Annotated[list[str] | None, typer.Option(
+        help="CHANNEL=LOW:HIGH totals for the plan's weeks (repeatable); default: current "
+             "spend +-30%.")] = None,
+    weeks: Annotated[int | None, typer.Option(min=1, max=52, help="Periods the budget covers "
+                                              "(default: the spec's, 4 weeks).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Split BUDGET across the paid channels to maximise expected new customers over the
+    media-mix champion's posterior; store the plan in ml.media_plans."""
+    from rich.markup import escape
+
+    from ml.mmm.plan import PlanError, make_plan, parse_bounds, write_plan
+
+    try:
+        plan = make_plan(budget, parse_bounds(bounds or []), weeks)
+    except PlanError as exc:
+        _fail(escape(str(exc)))
+    write_plan(plan)
+    if as_json:
+        console.print_json(json.dumps(plan.to_json(), default=str))
+        return
+    table = Table("channel", "current", "bounds", "planned", "expected (planned)",
+                  "expected (current)",
+                  title=f"Media plan {plan.plan_id}: {plan.budget:,.0f} over {plan.weeks} weeks "
+                        f"(media_mix v{plan.model_version})")
+    for row in plan.table.itertuples():
+        table.add_row(row.channel, f"{row.current_spend:,.0f}",
+                      f"{row.lower:,.0f}..{row.upper:,.0f}", f"{row.planned_spend:,.0f}",
+                      f"{row.expected_planned:.1f} ({row.expected_planned_low:.1f}..{row.expected_planned_high:.1f})",
+                      f"{row.expected_current:.1f} ({row.expected_current_low:.1f}..{row.expected_current_high:.1f})")
+    console.print(table)
+    totals = plan.totals
+    for label, key in (("planned", "planned"), ("current allocation", "current"),
+                       ("current split at this budget", "current_split_at_budget")):
+        t = totals[key]
+        console.print(f"{label}: spend {t['spend']:,.0f} -> {t['mean']:.1f} new customers "
+                      f"(90% CI {t['low']:.1f}..{t['high']:.1f})")
+    gain = totals["gain_over_current_split"]
+    console.print(f"gain over the current split: {gain['mean']:+.1f} (90% CI {gain['low']:+.1f}.."
+                  f"{gain['high']:+.1f}); stored in ml.media_plans (export: `ml export media-plan`)")
 
 
 recommendations_app = typer.Typer(help="Item recommendations: train (back-test, gate) and serve.",

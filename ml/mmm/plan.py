@@ -92,8 +92,9 @@ def champion_posterior(spec: MediaMixSpec) -> tuple[str, dict]:
 
 
 def optimise(params: dict, budget: float, weeks: int, lower: np.ndarray,
-             upper: np.ndarray) -> np.ndarray:
-    """Totals per channel (sum = budget, within bounds) maximising the posterior mean."""
+             upper: np.ndarray, feasible: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+    """Totals per channel (sum = budget, within bounds) maximising the posterior mean;
+    never worse than any of the ``feasible`` allocations given (e.g. the current split)."""
     from scipy.optimize import minimize
 
     def objective(total: np.ndarray) -> float:
@@ -109,9 +110,9 @@ def optimise(params: dict, budget: float, weeks: int, lower: np.ndarray,
                       options={"maxiter": 500, "ftol": 1e-12})
     planned = np.clip(result.x * scale, lower, upper)
     planned *= budget / planned.sum() if planned.sum() > 0 else 1.0
-    if not result.success or objective(planned) > objective(start) + 1e-9:
-        planned = start  # SLSQP failing would only ever make the plan worse than even
-    return planned
+    candidates = [planned] if result.success else []
+    candidates += [start, *feasible]  # SLSQP failing must not make the plan worse than these
+    return min(candidates, key=objective)
 
 
 def _outcome(params: dict, totals: np.ndarray, weeks: int) -> tuple[np.ndarray, dict]:
@@ -150,8 +151,9 @@ def make_plan(budget: float, bounds: dict[str, tuple[float, float]] | None = Non
         raise PlanError(f"--budget {budget:,.2f} is above the sum of the upper bounds "
                         f"{upper.sum():,.2f} ({described}; {basis}): lower the budget or "
                         "widen a bound with --bounds CHANNEL=LOW:HIGH")
-    planned = optimise(params, budget, weeks, lower, upper)
     scaled = current * budget / current.sum() if current.sum() > 0 else np.full(len(current), budget / len(current))
+    inside = bool(np.all(scaled >= lower - 1e-9) and np.all(scaled <= upper + 1e-9))
+    planned = optimise(params, budget, weeks, lower, upper, (scaled,) if inside else ())
     planned_draws, planned_total = _outcome(params, planned, weeks)
     current_draws, current_total = _outcome(params, current, weeks)
     _, scaled_total = _outcome(params, scaled, weeks)
@@ -211,3 +213,26 @@ def plan_current_budget(budget: float | None = None, bounds: dict | None = None,
     plan = make_plan(budget, bounds, weeks, spec, version_params)
     write_plan(plan, spec)
     return plan.to_json()
+
+
+def media_mix_status(spec: MediaMixSpec | None = None) -> dict | None:
+    """The champion's diagnostics, holdout and ROI and the latest plan's totals (for
+    ``ml run``'s summary); None when there is no champion."""
+    from ml.mmm.train import SUMMARY_ARTIFACT
+
+    spec = spec or load_media_spec()
+    champion = registry.version_by_alias(spec.name, registry.CHAMPION)
+    if champion is None:
+        return None
+    summary = registry.run_json(champion.run_id, SUMMARY_ARTIFACT) or {}
+    latest = read_plan()
+    plan = None
+    if not latest.empty:
+        plan = {"plan_id": str(latest["plan_id"].iloc[0]), "budget": float(latest["budget"].iloc[0]),
+                "weeks": int(latest["weeks"].iloc[0]),
+                "planned": dict(zip(latest["channel"], latest["planned_spend"].round(2), strict=True)),
+                "expected_planned": float(latest["expected_planned"].sum()),
+                "expected_current": float(latest["expected_current"].sum())}
+    return {"champion": str(champion.version), "holdout": summary.get("holdout"),
+            "diagnostics": summary.get("diagnostics"),
+            "roi": {c: r["roi"] for c, r in summary.get("roi", {}).items()}, "plan": plan}

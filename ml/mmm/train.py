@@ -3,8 +3,10 @@ registered version @challenger, promotion through ``ml.lifecycle`` (ledger, roll
 
 The gate (``gate``): a fit is promoted only when its diagnostics pass (max R-hat, min bulk
 ESS, divergence share, posterior predictive coverage of the training periods) and its
-chronological holdout is good enough (MAPE at most the spec's floor and below the naive
-forecast's: the mean of the last training periods). A newer passing fit replaces the
+chronological holdout is good enough (MAPE at most the spec's floor, and at most
+``1 + naive_tolerance`` times the naive forecast's, the mean of the last training periods:
+at make demo's size a week holds ~13 new customers and both are mostly Poisson noise, so
+the check guards against a broken fit rather than demanding a win the noise cannot show). A newer passing fit replaces the
 champion: media budgets are planned on the latest data, and the old champion's holdout
 lies inside the new fit's training window, so the two are not comparable on one holdout.
 The verdict goes to the promotion ledger exactly like the other models'.
@@ -64,9 +66,11 @@ def gate(spec: MediaMixSpec, fit: model.Fit, champion_version: str | None) -> di
         (hold["mape"] <= rules["max_holdout_mape"],
          f"holdout MAPE {hold['mape']:.3f} over the last {hold['periods']} periods "
          f"(at most {rules['max_holdout_mape']})"),
-        (hold["mape"] < hold["naive_mape"] or not rules.get("beat_naive", True),
-         f"holdout MAPE {hold['mape']:.3f} below the naive forecast's {hold['naive_mape']:.3f}"
-         + ("" if rules.get("beat_naive", True) else " (not required by this spec)")),
+        (hold["mape"] <= hold["naive_mape"] * (1 + rules.get("naive_tolerance", 0.0))
+         or not rules.get("beat_naive", True),
+         f"holdout MAPE {hold['mape']:.3f} vs the naive forecast's {hold['naive_mape']:.3f} "
+         f"(at most {1 + rules.get('naive_tolerance', 0.0):.2f}x"
+         + (")" if rules.get("beat_naive", True) else "; not required by this spec)")),
     ]
     failed = [text for ok, text in checks if not ok]
     promote_ = not failed
@@ -301,3 +305,4 @@ def _log(spec: MediaMixSpec, summary: dict, params: dict, fit: model.Fit, tmp: P
         "min_ess_bulk": f"{diag['min_ess_bulk']:.0f}", "divergences": str(diag["divergences"]),
         "holdout_mape": f"{hold['mape']:.4f}", "holdout_crps": f"{hold['crps']:.4f}"})
     return {"run_id": run.info.run_id, "version": version}
+

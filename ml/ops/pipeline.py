@@ -86,7 +86,10 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
     from ml.modeling.specs import load_specs
     from ml.ops.status import platform_status
 
+    from ml.mmm.plan import media_mix_status
+
     stage_seconds: dict[str, float] = {}
+    media_mix = None
 
     def stage(dag_id: str, conf: dict) -> DagRunReport:
         progress(dag_id, "running")
@@ -132,6 +135,7 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
                 skipped[f"media_mix.{task_id}"] = ("no media spend (raw.media_spend) or no "
                                                    "champion; see the media_mix DAG's log")
                 break
+        media_mix = media_mix_status()
 
     if not models:  # matured campaigns are read out before the plan takes their save rates
         if _skipped(stage("readout", {}), "find_matured"):
@@ -149,4 +153,5 @@ def run_pipeline(features_conf: dict, train_conf: dict | None = None,
             campaign = {**summary_of_latest(),
                         "top": read_targets().head(10).to_dict(orient="records")}
     return {"features": mart_summary(), "stage_seconds": stage_seconds,
-            "models": status, "campaign": campaign, "skipped": skipped}
+            "models": status, "campaign": campaign, "skipped": skipped,
+            "media_mix": media_mix}

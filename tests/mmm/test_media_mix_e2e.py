@@ -121,3 +121,17 @@ def test_plan_media_on_the_champion_spends_the_budget_and_is_stored(promoted):
     too_low = CliRunner().invoke(app, ["plan-media", "--budget", str(budget * 0.5)])
     assert too_low.exit_code != 0 and "below the sum of the lower bounds" in too_low.output
     assert set(read_plan()["plan_id"]) == set(stored["plan_id"])  # nothing new written
+
+
+def test_the_dag_plan_keeps_the_current_total_and_ml_run_reports_the_champion(promoted):
+    from ml.mmm.plan import media_mix_status, plan_current_budget, read_plan
+
+    made = plan_current_budget()
+    current = sum(row["current_spend"] for row in made["channels"])
+    assert made["budget"] == pytest.approx(current)
+    assert made["totals"]["planned"]["spend"] == pytest.approx(current)
+    assert made["totals"]["planned"]["mean"] >= made["totals"]["current"]["mean"] - 1e-9
+    status = media_mix_status()
+    assert status["champion"] == promoted["version"]
+    assert status["plan"]["plan_id"] == made["plan_id"] == read_plan()["plan_id"].iloc[0]
+    assert set(status["roi"]) == {"SEM", "Display", "Social", "Affiliate", "Prospecting"}
