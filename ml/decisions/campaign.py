@@ -1,5 +1,5 @@
 """The retention campaign: churn scores + customer value + channel economics -> a target
-list under a budget, with a random control group, logged to MLflow.
+list under a budget, with a control group by design, logged to MLflow.
 
 Customer value is the trailing 12-month margin: revenue in the 365 days before the
 as-of date times ``margin_rate`` (the share of revenue that is margin).
@@ -7,13 +7,23 @@ as-of date times ``margin_rate`` (the share of revenue that is margin).
 With an uplift champion (``ml.uplift``) and its scores for the as-of date, the plan spends
 on expected incremental value instead, uplift(customer, channel) x value - cost
 (``uplift_for``); the summary's ``targeting`` says which rule built it, and why.
+
+Every plan is an experiment (``ml.experiments``): the campaign ``retention-<as_of>``
+holds out a control group hashed on (campaign, customer) within each churn-score decile,
+its share sized by a power calculation for a stated minimum detectable effect (or set by
+hand, and then the plan says what it can detect). Each channel's save rate is the one
+measured by the latest readout that passed its sample-ratio check
+(``ml.experiments.readout.latest_save_rates``); the seed's guess is kept only as the prior
+for a channel no valid readout has measured, and ``ml.campaign_designs`` says which.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -32,6 +42,7 @@ log = logging.getLogger(__name__)
 CHANNELS_RELATION = ("seeds", "retention_channels")
 TARGETS_TABLE = "campaign_targets"
 SUMMARY_TABLE = "campaign_summary"
+DESIGNS_TABLE = "campaign_designs"
 EXPERIMENT = "retention_campaign"
 CHURN_MODEL = "churn"
 
@@ -159,26 +170,62 @@ def load_candidates(as_of: date | None, margin_rate: float) -> tuple[pd.DataFram
     return frame.sort_values("customer_id", kind="stable").reset_index(drop=True), as_of, versions[-1]
 
 
-def plan(budget, control_share: float = 0.1, seed: int = 0, as_of: date | None = None,
+def campaign_name(as_of: date) -> str:
+    return f"retention-{as_of}"
+
+
+def measured_save_rates(channels: list[Channel]) -> tuple[list[Channel], dict[str, dict]]:
+    """The channels with each save rate from the latest valid readout, and per channel
+    where its rate came from (a readout, or the seed's guess kept as the prior)."""
+    from ml.experiments.readout import latest_save_rates
+
+    measured = latest_save_rates([c.name for c in channels])
+    result, sources = [], {}
+    for channel in channels:
+        found = measured.get(channel.name)
+        if found is None:
+            result.append(channel)
+            sources[channel.name] = {"save_rate": channel.save_rate, "source": "seed prior",
+                                     "note": "no valid readout has measured this channel yet: "
+                                             "the seed's guess is used as the prior"}
+            continue
+        result.append(replace(channel, save_rate=found["save_rate"]))
+        sources[channel.name] = {"save_rate": found["save_rate"], "source": "readout",
+                                 "campaign": found["campaign"], "measured": found["measured"],
+                                 "ci": found["ci"], "customers": found["n"],
+                                 "seed_prior": channel.save_rate}
+    return result, sources
+
+
+def plan(budget, control_share: float | None = None, seed: int = 0, as_of: date | None = None,
          margin_rate: float = 0.3, capacities: dict[str, int] | None = None,
-         exact_max_customers: int = 20_000) -> dict:
-    """Plan the campaign and write ml.campaign_targets / ml.campaign_summary atomically.
-    Raises CampaignNotApplicable when there are no churn scores to plan from."""
+         exact_max_customers: int = 20_000, min_detectable_effect: float | None = None,
+         horizon_days: int = 90) -> dict:
+    """Plan the campaign and write ml.campaign_targets / ml.campaign_designs /
+    ml.campaign_summary atomically. ``control_share=None`` sizes the control group by the
+    power calculation for ``min_detectable_effect``. Raises CampaignNotApplicable when there
+    are no churn scores to plan from."""
     budget = _finite_positive("budget", budget)
     margin_rate = _finite_positive("margin_rate", margin_rate)
-    if not 0 <= control_share <= 0.5:
+    if control_share is not None and not 0 <= control_share <= 0.5:
         raise CampaignError(f"control_share must be between 0 and 0.5, got {control_share}")
-    channels = load_channels(capacities)
+    if min_detectable_effect is not None and not 0 < min_detectable_effect < 1:
+        raise CampaignError("min_detectable_effect must be between 0 and 1 (retention points), "
+                            f"got {min_detectable_effect}")
+    channels, save_rates = measured_save_rates(load_channels(capacities))
     missing = missing_churn_scores()
     if missing:
         raise CampaignNotApplicable(missing)
     candidates, as_of, model_version = load_candidates(as_of, margin_rate)
+    campaign = campaign_name(as_of)
     p = candidates["churn_probability"].to_numpy()
     v = candidates["customer_value"].to_numpy()
     uplift, targeting = uplift_for(candidates, channels, as_of)
     allocation, is_control, summary = plan_campaign(
         p, v, candidates["decile"].to_numpy(), channels, budget, control_share, seed,
-        exact_max_customers=exact_max_customers, uplift=uplift)
+        exact_max_customers=exact_max_customers, campaign=campaign,
+        customer_ids=candidates["customer_id"].to_numpy(),
+        min_detectable_effect=min_detectable_effect, uplift=uplift)
     chosen = allocation.channel_index >= 0
     costs = np.array([c.cost for c in channels])
     rates = np.array([c.save_rate for c in channels])
@@ -204,23 +251,36 @@ def plan(budget, control_share: float = 0.1, seed: int = 0, as_of: date | None =
     targets["planned_at"] = planned_at
     summary_row = {"as_of_date": as_of, "budget": budget, "planned_at": planned_at,
                    "targeting": targeting,
-                   "control_share": control_share, "seed": seed, "churn_model_version": model_version,
+                   "control_share": summary["control_share"], "seed": seed,
+                   "churn_model_version": model_version,
                    **{k: summary[k] for k in ("spend", "expected_incremental_value",
                                               "expected_return", "roi", "n_treated", "n_control",
                                               "method", "gap")}}
-    _write(targets, summary_row, as_of)
+    power = summary["power"]
+    design = {"as_of_date": as_of, "campaign": campaign, "planned_at": planned_at,
+              "horizon_days": int(horizon_days), "control_share": summary["control_share"],
+              "control_share_source": summary["control_share_source"],
+              **{k: power[k] for k in ("min_detectable_effect", "detectable_effect",
+                                       "baseline_retention", "alpha", "power", "customers",
+                                       "reaches_target")},
+              "power_reason": power["reason"], "save_rates": json.dumps(save_rates)}
+    _write(targets, summary_row, as_of, design)
     run_id = _log_to_mlflow(p, v, channels, budget, summary_row, targets)
     return {**summary_row, "mlflow_run_id": run_id, "as_of_date": str(as_of),
             "planned_at": str(planned_at), "channels": [c.name for c in channels],
+            "campaign": campaign, "design": {**design, "as_of_date": str(as_of),
+                                             "planned_at": str(planned_at),
+                                             "save_rates": save_rates},
             "top": targets.head(10).assign(as_of_date=str(as_of), planned_at=str(planned_at))
                          .to_dict(orient="records")}
 
 
-def _write(targets: pd.DataFrame, summary: dict, as_of: date) -> None:
-    """Replace this as-of's target list, then its summary (each atomically: the summary,
-    which readers take as "the latest plan", moves only once its targets are in)."""
+def _write(targets: pd.DataFrame, summary: dict, as_of: date, design: dict) -> None:
+    """Replace this as-of's target list, its design, then its summary (each atomically: the
+    summary, which readers take as "the latest plan", moves only once the rest is in)."""
     wh = get_warehouse()
     for table, rows in ((TARGETS_TABLE, pa.Table.from_pandas(targets, preserve_index=False)),
+                        (DESIGNS_TABLE, pa.Table.from_pylist([design])),
                         (SUMMARY_TABLE, pa.Table.from_pylist([summary]))):
         wh.replace_rows(ML_SCHEMA, table, "SELECT * FROM {rows}", key={"as_of_date": as_of},
                         sources={"rows": rows}, partition_by="as_of_date")
@@ -271,6 +331,21 @@ def read_targets(as_of: date | None = None) -> pd.DataFrame:
     else:
         sql, params = f"SELECT * FROM {table} WHERE as_of_date = ? ORDER BY rank", [as_of]
     return wh.read_arrow(sql, params, stage="campaign targets").to_pandas()
+
+
+def read_design(as_of: date | None = None) -> dict | None:
+    """The design of the plan at ``as_of`` (default: the latest): campaign, control share and
+    its power calculation, horizon, and each channel's save rate with its source."""
+    wh = get_warehouse()
+    if not wh.table_exists(ML_SCHEMA, DESIGNS_TABLE):
+        return None
+    table = wh.relation(ML_SCHEMA, DESIGNS_TABLE)
+    where, params = (("WHERE as_of_date = ?", [as_of]) if as_of else
+                     (f"WHERE as_of_date = (SELECT max(as_of_date) FROM {table})", []))
+    rows = wh.query(f"SELECT * FROM {table} {where}", params, stage="campaign design").to_pylist()
+    if not rows:
+        return None
+    return {**rows[0], "save_rates": json.loads(rows[0]["save_rates"])}
 
 
 def summary_of_latest() -> dict:
