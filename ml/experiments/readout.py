@@ -246,9 +246,10 @@ def campaign_status() -> pd.DataFrame:
     wh = get_warehouse()
     schema, table = OUTCOMES_RELATION
     if not wh.table_exists(schema, table):
-        return pd.DataFrame(columns=["campaign", "rows", "matured", "horizon_ends", "read_out"])
+        return pd.DataFrame(columns=["campaign", "n_rows", "matured", "horizon_ends", "read_out"])
     status = wh.query(
-        f"SELECT campaign, count(*) AS rows, bool_and(is_matured) AS matured, "
+        f"SELECT campaign, count(*) AS n_rows, "
+        f"min(CASE WHEN is_matured THEN 1 ELSE 0 END) = 1 AS matured, "  # both engines
         f"max(assigned_at) AS assigned_at, max(horizon_days) AS horizon_days "
         f"FROM {wh.relation(schema, table)} GROUP BY campaign ORDER BY campaign",
         stage="campaign status").to_pandas()
@@ -343,8 +344,18 @@ def summarise(rows: pd.DataFrame) -> dict:
         "data_end": clean(first.get("data_end")),
         "mlflow_run_id": clean(first.get("mlflow_run_id")),
         "segments": [{k: clean(v) for k, v in r.items()}
-                     for r in rows[segment_columns].to_dict(orient="records")],
+                     for r in _in_order(rows)[segment_columns].to_dict(orient="records")],
     }
+
+
+def _in_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Overall first, then channels, then score deciles 1..10 (numerically)."""
+    kind = rows["segment_type"].map({"all": 0, "channel": 1, "score_decile": 2})
+    number = pd.to_numeric(rows["segment"].where(rows["segment_type"] == "score_decile"),
+                           errors="coerce")
+    key = pd.DataFrame({"kind": kind, "number": number, "segment": rows["segment"],
+                        "metric": rows["metric"]})
+    return rows.loc[key.sort_values(["kind", "number", "segment", "metric"]).index]
 
 
 def latest_save_rates(channels: list[str]) -> dict[str, dict]:
@@ -384,7 +395,7 @@ def _decile_plot(rows: pd.DataFrame) -> str | None:
     ax.errorbar(x, y, yerr=[y - deciles["ci_low_cuped"], deciles["ci_high_cuped"] - y], fmt="o",
                 capsize=3)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set(xlabel="score decile (10 = highest)", ylabel="effect on retention (CUPED, 95% CI)",
+    ax.set(xlabel="score decile (1 = highest score)", ylabel="effect on retention (CUPED, 95% CI)",
            title="Effect by score decile")
     fig.tight_layout()
     buffer = io.BytesIO()
