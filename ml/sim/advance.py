@@ -73,7 +73,20 @@ def _sim_run(wh) -> dict:
     if len(rows) != 1:
         raise AdvanceError(f"{EVAL_SCHEMA}.{campaigns.SIM_RUNS_TABLE} has {len(rows)} rows, "
                            "expected 1: regenerate the history")
-    return {**rows[0], "played_campaigns": json.loads(rows[0]["played_campaigns"])}
+    run = {**rows[0], "played_campaigns": json.loads(rows[0]["played_campaigns"])}
+    # eval.sim_runs outlives an `ml import` of real data: only continue the generator's own
+    customers = (int(wh.scalar(f"SELECT count(*) FROM {wh.relation(RAW_SCHEMA, 'customers')}",
+                               stage="customers")) if wh.table_exists(RAW_SCHEMA, "customers")
+                 else None)
+    last = (wh.scalar(f"SELECT max(ordered_at) FROM {wh.relation(RAW_SCHEMA, 'orders')}",
+                      stage="last order") if wh.table_exists(RAW_SCHEMA, "orders") else None)
+    if customers != run["customers"] or last is None or last.date() > run["end"]:
+        raise AdvanceError(
+            f"the raw tables are not the history {EVAL_SCHEMA}.{campaigns.SIM_RUNS_TABLE} "
+            f"describes ({run['customers']:,} generated customers up to {run['end']}; raw has "
+            f"{customers} customers, last order {last}): was other data imported? Regenerate "
+            "with `ml generate` to advance a synthetic history")
+    return run
 
 
 def _next_plan(wh, played: list[str]) -> tuple[str, date, object] | None:

@@ -93,3 +93,11 @@ def test_data_not_made_by_the_generator_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "imported.duckdb"))
     with pytest.raises(AdvanceError, match="only a history made by `ml generate`"):
         advance(30)
+
+
+def test_imported_data_over_a_generated_history_is_refused(advanced):
+    path, _, _, _ = advanced
+    with duckdb.connect(str(path)) as con:
+        con.execute("DELETE FROM raw.customers WHERE customer_id = 'C0000000'")
+    with pytest.raises(AdvanceError, match="was other data imported"):
+        advance(10)
