@@ -141,6 +141,9 @@ CAMPAIGN_EFFECTS_COLUMNS: dict[str, str] = {
     "expected_orders_control": "DOUBLE",
 }
 
+# The synthetic world's ground truth: an import of real data drops every one of them.
+TRUTH_TABLES = (ORACLE_TABLE, ITEM_ORACLE_TABLE, MEDIA_TRUTH_TABLE, CAMPAIGN_EFFECTS_TABLE)
+
 
 def arrow_schema(columns: dict[str, str]):
     """The pyarrow schema of a ``{column: DuckDB type}`` contract (the one type map)."""

@@ -106,13 +106,7 @@ import duckdb
 import yaml
 
 from ml.faults import checkpoint
-from ml.schema import (
-    ITEM_ORACLE_TABLE,
-    MEDIA_TRUTH_TABLE,
-    ORACLE_TABLE,
-    RAW_TABLES,
-    REQUIRED_TABLES,
-)
+from ml.schema import RAW_TABLES, REQUIRED_TABLES, TRUTH_TABLES
 from ml.settings import EVAL_SCHEMA, RAW_SCHEMA, get_settings
 from ml.warehouse import DuckDBWarehouse, Warehouse, connect, get_warehouse, qualified
 
@@ -883,7 +877,7 @@ def _write_all(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> list[st
                 if _exists(con, RAW_SCHEMA, name):
                     con.execute(f"DROP TABLE {qualified(RAW_SCHEMA, name)}")
                     dropped.append(f"{RAW_SCHEMA}.{name}")
-        for oracle in (ORACLE_TABLE, ITEM_ORACLE_TABLE, MEDIA_TRUTH_TABLE):
+        for oracle in TRUTH_TABLES:
             if _exists(con, EVAL_SCHEMA, oracle):
                 con.execute(f"DROP TABLE {qualified(EVAL_SCHEMA, oracle)}")
                 dropped.append(f"{EVAL_SCHEMA}.{oracle}")
@@ -908,9 +902,8 @@ def _publish(con: duckdb.DuckDBPyConnection, staged: list[_Staged], target: Ware
         con.execute(f"COPY {qualified(RAW_SCHEMA, name)} TO {_str(str(path))} (FORMAT parquet)")
         files[f"{RAW_SCHEMA}.{name}"] = [path]
     stale = [(RAW_SCHEMA, name) for table in RAW_TABLES for name in (table, table + EXTRA_SUFFIX)
-             if f"{RAW_SCHEMA}.{name}" not in files] + [(EVAL_SCHEMA, ORACLE_TABLE),
-                                                       (EVAL_SCHEMA, ITEM_ORACLE_TABLE),
-                                                       (EVAL_SCHEMA, MEDIA_TRUTH_TABLE)]
+             if f"{RAW_SCHEMA}.{name}" not in files] + [(EVAL_SCHEMA, truth)
+                                                       for truth in TRUTH_TABLES]
     dropped = [f"{schema}.{name}" for schema, name in stale if target.table_exists(schema, name)]
     target.replace_tables(files, drop=dropped)
     return dropped

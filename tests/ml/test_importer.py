@@ -336,9 +336,11 @@ def test_tables_not_in_the_import_are_dropped(tmp_path):
     run(tmp_path, {"orders": good_orders(tmp_path), "customers": customers})
     assert {"raw.customers", "raw.customers_extra"} <= tables(tmp_path)
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        con.execute("CREATE SCHEMA eval; CREATE TABLE eval.oracle_labels AS SELECT 1 AS x")
+        con.execute("CREATE SCHEMA eval; CREATE TABLE eval.oracle_labels AS SELECT 1 AS x; "
+                    "CREATE TABLE eval.campaign_effects AS SELECT 1 AS x")
     report = run(tmp_path, {"orders": good_orders(tmp_path)})
-    assert report.dropped_tables == ["raw.customers", "raw.customers_extra", "eval.oracle_labels"]
+    assert report.dropped_tables == ["raw.customers", "raw.customers_extra", "eval.oracle_labels",
+                                     "eval.campaign_effects"]
     assert tables(tmp_path) == {"raw.orders", "raw.quarantine"}
 
 
