@@ -367,6 +367,22 @@ def record_decision(model: str, version: str, decision: str, mode: str, reason: 
                              decision, mode, reason, actor, verdict, run_id))
 
 
+def apply_verdict(model: str, version: str, run_id: str, verdict: dict,
+                  mode: str) -> tuple[str, dict | None]:
+    """A training job's new version, acted on as the gate said: ``auto`` promotes a passing
+    challenger, ``manual`` leaves it for ``ml promote`` / the approval step, ``dry_run``
+    only records the decision. Returns the decision and the promotion (None unless moved)."""
+    actor = current_actor()
+    if verdict["promote"] and mode == "auto":
+        return "promoted", promote(model, version, actor, mode, verdict["reason"],
+                                   verdict=verdict, run_id=run_id)
+    decision = (verdict["decision"] if mode == "auto" or not verdict["promote"]
+                else f"{mode}: awaiting approval" if mode == "manual" else "dry_run")
+    record_decision(model, version, verdict["decision"] if mode == "auto" else mode, mode,
+                    verdict["reason"], actor, verdict, run_id)
+    return decision, None
+
+
 def rollback(model: str, actor: str, reason: str = "rollback requested") -> dict:
     """Restore the champion that the current one replaced (from the ledger), in one action."""
     with promotion_lock(model):

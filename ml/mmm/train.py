@@ -123,22 +123,13 @@ def train_and_gate(mode: str = "auto", spec: MediaMixSpec | None = None,
 def act_on_verdict(spec: MediaMixSpec, trained: dict, mode: str = "auto") -> dict:
     """The gate's verdict on ``trained`` (re-judged with ``spec.gate``) acted on through
     ml.lifecycle: promotion or a recorded decision, one ledger row either way."""
-    from ml.lifecycle.promotion import current_actor, promote, record_decision
+    from ml.lifecycle.promotion import apply_verdict
 
     champion = registry.version_by_alias(spec.name, registry.CHAMPION)
     verdict = gate(spec, trained["fit"], str(champion.version) if champion else None)
     registry.tag_version(spec.name, trained["version"], {"gate": verdict["decision"]})
-    actor = current_actor()
-    if verdict["promote"] and mode == "auto":
-        moved = promote(spec.name, trained["version"], actor, mode, verdict["reason"],
-                        verdict=verdict, run_id=trained["run_id"])
-        decision = "promoted"
-    else:
-        decision = (verdict["decision"] if mode == "auto" or not verdict["promote"]
-                    else f"{mode}: awaiting approval" if mode == "manual" else "dry_run")
-        record_decision(spec.name, trained["version"], verdict["decision"] if mode == "auto"
-                        else mode, mode, verdict["reason"], actor, verdict, trained["run_id"])
-        moved = None
+    decision, moved = apply_verdict(spec.name, trained["version"], trained["run_id"], verdict,
+                                    mode)
     summary = trained["summary"]
     return {"model": spec.name, "run_id": trained["run_id"], "version": trained["version"],
             "decision": decision, "reason": verdict["reason"], "promotion": moved,

@@ -182,20 +182,11 @@ def train_and_gate(mode: str = "auto", folds: int | None = None) -> dict:
     other models: ``auto`` promotes a passing challenger, ``manual`` leaves it for
     ``ml promote`` / the approval step, ``dry_run`` only records the decision."""
     from ml.lifecycle.gate import evaluate_version
-    from ml.lifecycle.promotion import current_actor, promote, record_decision
+    from ml.lifecycle.promotion import apply_verdict
 
     spec = get_ranking_spec()
     trained = train_ranking(spec, folds=folds)
     verdict = evaluate_version(spec.name, trained["version"], spec=spec)
-    actor = current_actor()
-    if verdict["promote"] and mode == "auto":
-        moved = promote(spec.name, trained["version"], actor, mode, verdict["reason"],
-                        verdict=verdict, run_id=trained["run_id"])
-        decision = "promoted"
-    else:
-        decision = (verdict["decision"] if mode == "auto" or not verdict["promote"]
-                    else f"{mode}: awaiting approval" if mode == "manual" else "dry_run")
-        record_decision(spec.name, trained["version"], verdict["decision"] if mode == "auto"
-                        else mode, mode, verdict["reason"], actor, verdict, trained["run_id"])
-        moved = None
+    decision, moved = apply_verdict(spec.name, trained["version"], trained["run_id"], verdict,
+                                    mode)
     return {**trained, "decision": decision, "reason": verdict["reason"], "promotion": moved}
