@@ -235,9 +235,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         return
     table = Table("model", "champion", "challenger", "primary metric (champion)",
                   "last decision (why no champion)")
-    for name, info in state["models"].items():
+    for name, info in {**state["models"], **state["capabilities"]}.items():
         champion, challenger = info["champion"] or {}, info["challenger"] or {}
-        metric = _primary_metric_text(name, champion)
+        metric = _primary_metric_text(name, champion) if name in state["models"] else "-"
         last = info["last_decision"]
         if last is None:
             decision = info["no_champion_reason"] or "-"
@@ -247,7 +247,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         table.add_row(name, champion.get("version", "-"), challenger.get("version", "-"), metric,
                       decision)
     console.print(table)
-    for name, info in state["models"].items():
+    for name, info in {**state["models"], **state["capabilities"]}.items():
         if info["champion_check"]:
             console.print(f"{name}: @champion: {info['champion_check']}")
     if state["campaign_blocked_by"]:
@@ -290,7 +290,8 @@ def _primary_metric_text(model: str, info: dict) -> str:
     from ml.modeling.specs import get_spec
 
     spec = get_spec(model)
-    values = info.get("backtest", {}).get(spec.candidate, {}).get(spec.primary_metric)
+    learner = info.get("candidate") or spec.candidate
+    values = info.get("backtest", {}).get(learner, {}).get(spec.primary_metric)
     return f"{spec.primary_metric} {values['mean']:.4f}" if values else "-"
 
 

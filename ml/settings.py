@@ -198,4 +198,6 @@ def export_runtime_environment(settings: Settings | None = None) -> Settings:
     # OpenMP threads (XGBoost) sleep instead of spinning when they wait: no thrashing on a
     # small, shared machine. Only effective before the OpenMP runtime loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # MLflow draws a progress bar per downloaded artifact (ml status reads one per version)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return s

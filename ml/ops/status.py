@@ -6,6 +6,11 @@ planned."""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
+import yaml
+
 from ml import registry
 from ml.decisions.campaign import missing_churn_scores
 from ml.lifecycle.ledger import read_ledger
@@ -25,6 +30,7 @@ def _version_info(model: str, alias: str) -> dict | None:
         "gate_verdict": mv.tags.get("gate_verdict"),
         "gate_reason": mv.tags.get("gate_reason"),
         "data_window": mv.tags.get("data_window"),
+        "candidate": card.get("candidate"),  # the learner registered (candidate: best)
         "backtest": card.get("summary", {}),
         "gains": card.get("gains", {}),
         "gap_closed": card.get("gap_closed"),
@@ -45,27 +51,46 @@ def _no_champion_reason(last: dict | None) -> str:
 
 
 def platform_status() -> dict:
-    """Stable, JSON-able: {"models": {name: {...}}, "tables": {schema.table: rows},
-    "campaign_blocked_by": reason or None}. A model's ``champion_check`` is None when
+    """Stable, JSON-able: {"models": {name: {...}} (the model_specs/ models),
+    "capabilities": {name: {...}} (recommendations, uplift, media_mix), "tables":
+    {schema.table: rows}, "campaign_blocked_by": reason or None}. A model's ``champion_check`` is None when
     @champion is where the ledger says, else what was repaired (a promotion killed between
     the alias and its ledger row) or what is wrong."""
-    models = {}
     known = set(registry.registered_models())
-    for name in load_specs():
-        check = champion_check(name) if name in known else None  # may repair the ledger
-        ledger = read_ledger(name)
-        last = ledger.iloc[-1].to_dict() if len(ledger) else None
-        if last:
-            last = {k: (None if v != v else v) for k, v in last.items()}  # NaN -> None
-            last["decided_at"] = str(last["decided_at"])
-        champion = _version_info(name, registry.CHAMPION) if name in known else None
-        models[name] = {
-            "registered": name in known,
-            "champion": champion,
-            "challenger": _version_info(name, registry.CHALLENGER) if name in known else None,
-            "last_decision": last,
-            "no_champion_reason": None if champion else _no_champion_reason(last),
-            "champion_check": check,
-        }
-    return {"models": models, "tables": _table_counts(),
-            "campaign_blocked_by": missing_churn_scores()}
+    return {"models": {name: _model_status(name, known) for name in load_specs()},
+            "capabilities": {name: _model_status(name, known) for name in capability_models()},
+            "tables": _table_counts(), "campaign_blocked_by": missing_churn_scores()}
+
+
+# The models each capability trains in its own DAG from a spec of its own (not in
+# model_specs/), with the same registry, gate, ledger and rollback.
+CAPABILITY_SPECS = (("ml.recommend", "recommendations.yaml"), ("ml.uplift", "uplift.yaml"),
+                    ("ml.mmm", "media_mix.yaml"))
+
+
+def capability_models() -> list[str]:
+    """Their names, read from the spec files (importing the training modules would define
+    their MLflow models, which is slow and warns)."""
+    names = []
+    for package, spec in CAPABILITY_SPECS:
+        path = Path(importlib.import_module(package).__file__).with_name(spec)
+        names.append(yaml.safe_load(path.read_text())["name"])
+    return names
+
+
+def _model_status(name: str, known: set[str]) -> dict:
+    check = champion_check(name) if name in known else None  # may repair the ledger
+    ledger = read_ledger(name)
+    last = ledger.iloc[-1].to_dict() if len(ledger) else None
+    if last:
+        last = {k: (None if v != v else v) for k, v in last.items()}  # NaN -> None
+        last["decided_at"] = str(last["decided_at"])
+    champion = _version_info(name, registry.CHAMPION) if name in known else None
+    return {
+        "registered": name in known,
+        "champion": champion,
+        "challenger": _version_info(name, registry.CHALLENGER) if name in known else None,
+        "last_decision": last,
+        "no_champion_reason": None if champion else _no_champion_reason(last),
+        "champion_check": check,
+    }

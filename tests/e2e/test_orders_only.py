@@ -49,11 +49,17 @@ def test_orders_only_ends_with_champions_scores_and_targets(orders_only, tmp_pat
         assert champion and champion["version"], f"{model} has no champion"
         backtest = champion["backtest"]
         assert {"xgboost", "bgnbd", "recency_rule", "logistic_regression"} <= set(backtest)
+        assert champion["candidate"] in backtest  # the learner `candidate: best` registered
         assert backtest["xgboost"]["roc_auc"]["mean"] > backtest["recency_rule"]["roc_auc"]["mean"]
     skipped = status["models"]["revenue_per_click"]
     assert skipped["challenger"] is None  # needs touches: skipped, and says so
     assert skipped["last_decision"]["decision"] == "skipped"
     assert "marketing_touches" in skipped["no_champion_reason"]
+    # the capabilities' own models are listed too: uplift has no past campaigns to learn from
+    assert set(status["capabilities"]) == {"recommendations", "uplift", "media_mix"}
+    uplift = status["capabilities"]["uplift"]
+    assert uplift["champion"] is None and uplift["last_decision"]["decision"] == "skipped"
+    assert "campaign" in uplift["no_champion_reason"]
     assert status["tables"]["ml.scores"] > 0
     assert status["tables"]["ml.campaign_targets"] > 0
     out = tmp_path / "targets.csv"
