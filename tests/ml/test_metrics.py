@@ -382,7 +382,7 @@ def test_metric_registries():
                                       "lift_share_of_max"]
     assert list(m.REGRESSION_METRICS) == ["rmse", "mae", "normalized_gini", "calibration_error"]
     assert set(m.GREATER_IS_BETTER) == (set(m.BINARY_METRICS) | set(m.REGRESSION_METRICS)
-                                        | set(specs.RANKING_METRICS))
+                                        | set(specs.RANKING_METRICS) | set(specs.UPLIFT_METRICS))
     assert set(specs.BINARY_METRICS) == set(m.BINARY_METRICS)
     assert set(specs.REGRESSION_METRICS) == set(m.REGRESSION_METRICS)
     y, p = random_binary(500)
