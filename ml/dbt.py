@@ -86,12 +86,23 @@ def load_seeds(settings: Settings | None = None) -> str:
     clear_failed_nodes(s)
     with (_environ(dbt_environment(s)), profile_config(s).ensure_profile() as
           (profile_path, profile_env), _environ(profile_env)):
-        result = dbtRunner().invoke(["seed", "--project-dir", str(s.dbt_project_dir),
-                                     "--profiles-dir", str(profile_path.parent), "--target",
-                                     s.dbt_target])
+        try:
+            result = dbtRunner().invoke(["seed", "--project-dir", str(s.dbt_project_dir),
+                                         "--profiles-dir", str(profile_path.parent),
+                                         "--target", s.dbt_target])
+        finally:
+            release_dbt_adapters()
     if not result.success:
         raise RuntimeError(f"dbt seed failed: {result.exception or result.result}")
     return "seeds loaded"
+
+
+def release_dbt_adapters() -> None:
+    """Close what an in-process dbt run keeps open (dbt-duckdb holds the warehouse file's
+    lock until its adapter is reset), as Cosmos does after each of its tasks."""
+    from dbt.adapters.factory import reset_adapters
+
+    reset_adapters()
 
 
 def profile_config(settings: Settings | None = None):

@@ -13,6 +13,7 @@ import pytest
 
 from ml.dbt import (
     _environ,
+    release_dbt_adapters,
     clear_failed_nodes,
     failed_nodes,
     failed_nodes_file,
@@ -51,9 +52,12 @@ def test_failing_dbt_test_is_named_with_its_rows(tmp_path, monkeypatch, dbt_mani
     clear_failed_nodes()  # what the DAG's load_seeds task does first
     s = get_settings()
     with _environ(dbt_environment(s)):
-        result = dbtRunner(callbacks=[record_failed_node]).invoke(
-            ["build", "--select", "stg_shop__orders", "--no-write-json", "--project-dir",
-             str(s.dbt_project_dir), "--profiles-dir", str(s.dbt_profiles_dir)])
+        try:
+            result = dbtRunner(callbacks=[record_failed_node]).invoke(
+                ["build", "--select", "stg_shop__orders", "--no-write-json", "--project-dir",
+                 str(s.dbt_project_dir), "--profiles-dir", str(s.dbt_profiles_dir)])
+        finally:
+            release_dbt_adapters()
     assert not result.success
     nodes = failed_nodes()
     assert [(n.name, n.status, n.failures) for n in nodes] == [

@@ -26,8 +26,9 @@ def _spec(**gate):
 
 @pytest.fixture(scope="module")
 def media_mart(demo_warehouse):
-    from ml.dbt import build
+    from ml.dbt import build, release_dbt_adapters
 
+    release_dbt_adapters()  # an earlier in-process dbt run of this session may hold the file
     run = build(extra_args=("--select", "+media_mix_daily", "--indirect-selection", "cautious"))
     assert run.returncode == 0, run.stdout[-3000:]
     return demo_warehouse
