@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,34 +75,53 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def load_seeds(settings: Settings | None = None) -> str:
-    """``dbt seed``: the CSVs users edit (channel economics) into the warehouse.
-
-    In-process (dbtRunner) like the Cosmos tasks, so it shares their DuckDB instance
-    instead of competing with it for the file lock."""
+def invoke_in_process(args: Sequence[str], settings: Settings | None = None):
+    """One dbt command through dbtRunner in this process, as the Cosmos tasks run it, so
+    it shares their DuckDB instance instead of competing with it for the file lock. The
+    adapters are released afterwards; returns dbt's ``dbtRunnerResult``."""
     from dbt.cli.main import dbtRunner
 
     s = settings or get_settings()
-    clear_failed_nodes(s)
     with (_environ(dbt_environment(s)), profile_config(s).ensure_profile() as
           (profile_path, profile_env), _environ(profile_env)):
         try:
-            result = dbtRunner().invoke(["seed", "--project-dir", str(s.dbt_project_dir),
-                                         "--profiles-dir", str(profile_path.parent),
-                                         "--target", s.dbt_target])
+            return dbtRunner().invoke([*args, "--project-dir", str(s.dbt_project_dir),
+                                       "--profiles-dir", str(profile_path.parent),
+                                       "--target", s.dbt_target])
         finally:
             release_dbt_adapters()
+
+
+def load_seeds(settings: Settings | None = None) -> str:
+    """``dbt seed``: the CSVs users edit (channel economics) into the warehouse, in-process."""
+    s = settings or get_settings()
+    clear_failed_nodes(s)
+    result = invoke_in_process(["seed"], s)
     if not result.success:
         raise RuntimeError(f"dbt seed failed: {result.exception or result.result}")
     return "seeds loaded"
 
 
 def release_dbt_adapters() -> None:
-    """Close what an in-process dbt run keeps open (dbt-duckdb holds the warehouse file's
-    lock until its adapter is reset), as Cosmos does after each of its tasks."""
+    """Close what an in-process dbt run keeps open, as Cosmos does after each of its tasks.
+
+    ``reset_adapters`` alone is not enough for dbt-duckdb: its connection manager only
+    forgets its environment (``close_all_connections`` sets it to None), and a handle a
+    failed node never returned keeps the DuckDB instance, and the file's lock, alive. So
+    the environment is closed first, and what is left unreachable is collected."""
+    import gc
+
     from dbt.adapters.factory import reset_adapters
 
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # the BigQuery adapter only
+        DuckDBConnectionManager = None  # noqa: N806
+    env = getattr(DuckDBConnectionManager, "_ENV", None)
     reset_adapters()
+    if env is not None:
+        env.close()
+    gc.collect()
 
 
 def profile_config(settings: Settings | None = None):
