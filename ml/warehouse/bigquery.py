@@ -100,6 +100,10 @@ def _quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "\\`") + "`"
 
 
+# Legacy type names the API reports -> their GoogleSQL DDL names.
+_DDL_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
+
+
 class BigQueryWarehouse(Warehouse):
     kind = "bigquery"
 
@@ -345,7 +349,9 @@ class BigQueryWarehouse(Warehouse):
                 f" CLUSTER BY {', '.join(map(_quote, cluster_by))}" if cluster_by else "")
             self._run(f"CREATE TABLE IF NOT EXISTS {target}{layout} AS "
                       f"SELECT * FROM {_quote(result)} LIMIT 0", (), stage=f"{schema}.{table} ddl")
-            columns = [f.name for f in self.client.get_table(result).schema]
+            incoming = self.client.get_table(result).schema
+            self._add_missing_columns(schema, table, incoming)
+            columns = [f.name for f in incoming]
             names_sql = ", ".join(map(_quote, columns))
             where = " AND ".join(f"T.{_quote(c)} = ?" for c in key)
             if key:
@@ -362,6 +368,18 @@ class BigQueryWarehouse(Warehouse):
         finally:
             for table_id in scratch:
                 self._drop(table_id)
+
+    def _add_missing_columns(self, schema: str, table: str,
+                             incoming: Sequence[bigquery.SchemaField]) -> None:
+        """Additive schema evolution: the incoming columns the table lacks are added,
+        nullable (``ALTER TABLE ... ADD COLUMN``, in place); older rows read NULL there."""
+        have = set(self.columns(schema, table))
+        for field in incoming:
+            if field.name not in have:
+                kind = _DDL_TYPES.get(field.field_type, field.field_type)
+                self._run(f"ALTER TABLE {self.relation(schema, table)} ADD COLUMN IF NOT EXISTS "
+                          f"{_quote(field.name)} {kind}", (),
+                          stage=f"{schema}.{table} add column {field.name}")
 
     def shard_predicate(self, column: str, shards: int, shard: int) -> str:
         return (f"MOD(ABS(FARM_FINGERPRINT(CAST({_quote(column)} AS STRING))), {int(shards)}) "

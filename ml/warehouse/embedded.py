@@ -98,6 +98,18 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return bool(rows[0][0])
 
 
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, target: str, select: str,
+                         params: Sequence[Any]) -> None:
+    """Additive schema evolution: the select's columns ``target`` lacks (an output that
+    gained a column since the table was created) are added, nullable, in the caller's
+    transaction; rows written before read NULL there."""
+    have = {row[0] for row in con.execute(f"DESCRIBE {target}").fetchall()}
+    shape = con.execute(f"DESCRIBE SELECT * FROM ({select}) LIMIT 0", list(params)).fetchall()
+    for name, column_type, *_ in shape:
+        if name not in have:
+            con.execute(f"ALTER TABLE {target} ADD COLUMN {_quote(name)} {column_type}")
+
+
 class DuckDBWarehouse(Warehouse):
     """The warehouse interface on the DuckDB file."""
 
@@ -164,6 +176,7 @@ class DuckDBWarehouse(Warehouse):
                         f"SELECT * FROM ({select}) LIMIT 0", list(params))
             con.execute("BEGIN TRANSACTION")
             try:
+                _add_missing_columns(con, target, select, params)
                 if key:
                     con.execute(f"DELETE FROM {target} WHERE {where}", list(key.values()))
                 inserted = con.execute(f"INSERT INTO {target} BY NAME {select}",

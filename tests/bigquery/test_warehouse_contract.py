@@ -173,3 +173,19 @@ def test_bigquery_cleans_up_scratch_and_estimates_bytes(on_bigquery):
     assert isinstance(wh.estimate_bytes(f"SELECT * FROM {wh.relation('raw', 'orders')}"), int)
     prefix = wh.settings.dataset_prefix
     assert wh.table_id("marts", "x") == f"{wh.settings.project}.{prefix}_marts.x"
+
+
+def test_replace_rows_adds_the_columns_an_output_gained(wh):
+    """A table written by an older release lacks a column the output has since gained:
+    the write adds it (nullable) instead of failing, and the older rows read NULL there."""
+    old = "SELECT customer_id, CAST(? AS DATE) AS as_of_date, ? AS model_name, score FROM {s}"
+    wh.replace_rows("ml", "targets", old, [DAY, "churn"], key={"model_name": "churn"},
+                    sources={"s": _scores({"a": 0.9})})
+    new = old.replace("score FROM", "score, score * 2 AS uplift FROM")
+    assert wh.replace_rows("ml", "targets", new, [DAY, "other"], key={"model_name": "other"},
+                           sources={"s": _scores({"b": 0.4})}) == 1
+    table = wh.query(f"SELECT * FROM {wh.relation('ml', 'targets')}")
+    assert table.column_names == ["customer_id", "as_of_date", "model_name", "score", "uplift"]
+    rows = table.select(["model_name", "uplift"]).to_pylist()
+    assert sorted(rows, key=lambda r: r["model_name"]) == [
+        {"model_name": "churn", "uplift": None}, {"model_name": "other", "uplift": 0.8}]
