@@ -237,7 +237,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
                   "last decision (why no champion)")
     for name, info in {**state["models"], **state["capabilities"]}.items():
         champion, challenger = info["champion"] or {}, info["challenger"] or {}
-        metric = _primary_metric_text(name, champion) if name in state["models"] else "-"
+        metric = (_primary_metric_text(name, champion) if name in state["models"]
+                  else _logged_metric_text(champion))
         last = info["last_decision"]
         if last is None:
             decision = info["no_champion_reason"] or "-"
@@ -293,6 +294,11 @@ def _primary_metric_text(model: str, info: dict) -> str:
     learner = info.get("candidate") or spec.candidate
     values = info.get("backtest", {}).get(learner, {}).get(spec.primary_metric)
     return f"{spec.primary_metric} {values['mean']:.4f}" if values else "-"
+
+
+def _logged_metric_text(info: dict) -> str:
+    metric = info.get("primary_metric") or {}
+    return f"{metric['name']} {metric['value']:.4f}" if metric.get("value") is not None else "-"
 
 
 @app.command()

@@ -83,6 +83,12 @@ def run_json(run_id: str, artifact: str) -> dict | None:
         return None
 
 
+def run_data(run_id: str) -> tuple[dict[str, float], dict[str, str]]:
+    """A run's logged metrics and tags."""
+    data = client().get_run(run_id).data
+    return dict(data.metrics), dict(data.tags)
+
+
 def champion_recipe(model_name: str) -> dict | None:
     """The champion's learner, params and feature list, as recorded by its training run."""
     champion = version_by_alias(model_name, CHAMPION)

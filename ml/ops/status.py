@@ -58,24 +58,42 @@ def platform_status() -> dict:
     the alias and its ledger row) or what is wrong."""
     known = set(registry.registered_models())
     return {"models": {name: _model_status(name, known) for name in load_specs()},
-            "capabilities": {name: _model_status(name, known) for name in capability_models()},
+            "capabilities": {name: _capability_status(name, metric, known)
+                             for name, metric in capability_models().items()},
             "tables": _table_counts(), "campaign_blocked_by": missing_churn_scores()}
 
 
 # The models each capability trains in its own DAG from a spec of its own (not in
-# model_specs/), with the same registry, gate, ledger and rollback.
+# model_specs/), with the same registry, gate, ledger and rollback; and the run metric
+# that is each one's primary figure ({candidate} is the learner registered). The media mix
+# has one model, judged by its chronological holdout.
 CAPABILITY_SPECS = (("ml.recommend", "recommendations.yaml"), ("ml.uplift", "uplift.yaml"),
                     ("ml.mmm", "media_mix.yaml"))
+MEDIA_MIX_METRIC = "holdout_mape"
 
 
-def capability_models() -> list[str]:
-    """Their names, read from the spec files (importing the training modules would define
-    their MLflow models, which is slow and warns)."""
-    names = []
+def capability_models() -> dict[str, str]:
+    """{model name: primary metric}, read from the spec files (importing the training
+    modules would define their MLflow models, which is slow and warns)."""
+    models = {}
     for package, spec in CAPABILITY_SPECS:
         path = Path(importlib.import_module(package).__file__).with_name(spec)
-        names.append(yaml.safe_load(path.read_text())["name"])
-    return names
+        loaded = yaml.safe_load(path.read_text())
+        models[loaded["name"]] = loaded.get("primary_metric", MEDIA_MIX_METRIC)
+    return models
+
+
+def _capability_status(name: str, metric: str, known: set[str]) -> dict:
+    """As a spec model's status, with the champion's primary metric from its run (the
+    back-test mean of the registered learner, or the media mix's holdout figure)."""
+    status = _model_status(name, known)
+    champion = status["champion"]
+    if champion:
+        logged, tags = registry.run_data(champion["run_id"])
+        candidate = tags.get("candidate")
+        key = f"{candidate}.{metric}.mean" if candidate else metric
+        champion["primary_metric"] = {"name": metric, "value": logged.get(key)}
+    return status
 
 
 def _model_status(name: str, known: set[str]) -> dict:

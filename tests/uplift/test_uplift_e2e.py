@@ -68,6 +68,11 @@ def test_uplift_train_gate_score_plan_rollback_and_skip(isolated_platform):
     assert card["gap_closed"]["best_baseline"] in ("churn_rank", "random")
 
     promote("uplift", first["version"], "tester", "manual", "first champion, by hand")
+    # `ml status` shows the champion's primary metric: its registered learner's back-test
+    from ml.ops.status import platform_status
+
+    shown = platform_status()["capabilities"]["uplift"]["champion"]["primary_metric"]
+    assert shown == {"name": "qini", "value": card["summary"][card["candidate"]]["qini"]["mean"]}
     scored = score_uplift()
     scores = read_uplift_scores(scoring_snapshot())
     assert set(scores["channel"]) == {"crm_email", "sem", "display", "direct_mail"}
