@@ -1,7 +1,7 @@
 """Benchmark: the media-mix model against the simulator's truth.
 
     python bench/mmm.py [--customers 3000 60000] [--seed 42] [--start 2023-01-01] [--end 2025-12-31]
-                        [--chains 2 --draws 400 --tune 400]
+                        [--chains 2 --draws 400 --tune 400] [--no-calibration]
 
 For each size, the media world of ``ml.sim.media`` (the generator's own baseline profile)
 and its daily new customers, drawn the way the generator draws signup days (a multinomial
@@ -16,7 +16,13 @@ weekly periods -> PyMC-Marketing fit with the spec's sampler). Printed per size:
 - the plan for the current total budget within the default +-30% bounds, evaluated on the
   TRUE response curves: share of the best achievable allocation under the same bounds
   (target >= 95%) and gain over keeping the current split (target > 0);
-- fit time (target < 5 minutes), diagnostics.
+- fit time (target < 5 minutes), diagnostics;
+- calibration (16.6): the generator's lift tests (one 4-week go-dark geo holdout per
+  channel, honestly noisy: ``ml.sim.media``) enter a second fit through PyMC-Marketing's
+  lift likelihood; printed per channel: true ROI, the uncalibrated and the calibrated 90%
+  CI, and for each fit the number of channels whose truth is inside and the ROI error
+  (mean over channels of |posterior mean - truth| / truth). The plan figures are printed
+  for both fits. ``--no-calibration`` skips the second fit.
 """
 
 from __future__ import annotations
@@ -75,17 +81,12 @@ def best_true_allocation(world, budget: float, days: int, lower, upper) -> np.nd
     return best.x
 
 
-def run_size(customers: int, args) -> dict:
-    from ml.mmm import data, model, plan
-    from ml.mmm.spec import load_media_spec
+def _fit_and_score(spec, frame, world, lift, label: str, args) -> dict:
+    from ml.mmm import model, plan
     from ml.sim.media import PAID_CHANNELS
 
-    spec = load_media_spec().with_overrides(sampler={k: v for k, v in {
-        "chains": args.chains, "draws": args.draws, "tune": args.tune}.items() if v})
-    world, rows = media_rows(customers, args.seed, args.start, args.end)
-    frame = data.to_periods(rows, spec)
     started, cpu_started = time.perf_counter(), _cpu_seconds()
-    fit = model.fit(spec, frame)
+    fit = model.fit(spec, frame, lift)
     total_seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu_started
     params = model.posterior_response_params(fit, draws=int(spec.plan["draws"]))
     current_weeks = int(spec.plan["current_weeks"])
@@ -94,21 +95,16 @@ def run_size(customers: int, args) -> dict:
 
     days = pd.to_datetime(world.days)
     fitted = (days >= fit.train["date"].iloc[0]) & (days < fit.train["date"].iloc[-1] + pd.Timedelta(days=7))
-    truth = world.contribution[fitted].sum(axis=0) / world.spend[fitted].sum(axis=0)
-    index = [PAID_CHANNELS.index(c) for c in frame.channels]
-    covered = 0
-    print(f"\n== {customers:,} customers: {fit.train['y'].mean():.1f} new customers a week "
-          f"(fit {fit.seconds:.0f} s; with diagnostics and holdout {total_seconds:.0f} s wall, "
-          f"{cpu_seconds:.0f} s CPU incl. compiler processes; load average {os.getloadavg()[0]:.1f}) ==")
-    print(f"{'channel':<12} {'true ROI':>9} {'model mean':>11} {'90% CI':>21}  inside")
-    for c, channel in enumerate(frame.channels):
-        r = roi[channel]["roi"]
-        inside = r["low"] <= truth[index[c]] <= r["high"]
-        covered += inside
-        print(f"{channel:<12} {truth[index[c]]:9.4f} {r['mean']:11.4f} "
-              f"{r['low']:9.4f} .. {r['high']:.4f}  {'yes' if inside else 'NO'}")
+    truth_all = world.contribution[fitted].sum(axis=0) / world.spend[fitted].sum(axis=0)
+    truth = {c: float(truth_all[PAID_CHANNELS.index(c)]) for c in frame.channels}
+    covered = sum(roi[c]["roi"]["low"] <= truth[c] <= roi[c]["roi"]["high"] for c in frame.channels)
+    error = float(np.mean([abs(roi[c]["roi"]["mean"] - truth[c]) / truth[c] for c in frame.channels]))
     hold, diag = fit.holdout_metrics, fit.diagnostics
-    print(f"ROI truth inside the 90% CI: {covered} of {len(frame.channels)} (target >= 4)")
+    print(f"\n-- {label}: fit {fit.seconds:.0f} s (with diagnostics and holdout {total_seconds:.0f} s "
+          f"wall, {cpu_seconds:.0f} s CPU incl. compiler processes; load average "
+          f"{os.getloadavg()[0]:.1f})")
+    print(f"ROI truth inside the 90% CI: {covered} of {len(frame.channels)} (target >= 4); "
+          f"ROI error (mean |mean - truth| / truth) {error:.3f}")
     print(f"holdout ({hold['periods']} weeks): MAPE {hold['mape']:.3f} (target <= 0.10; naive "
           f"{hold['naive_mape']:.3f}), CRPS {hold['crps']:.2f}, 90% coverage {hold['coverage']:.0%}")
     print(f"diagnostics: max R-hat {diag['max_rhat']:.3f}, min ESS {diag['min_ess_bulk']:.0f}, "
@@ -135,11 +131,50 @@ def run_size(customers: int, args) -> dict:
           f"{v_plan - v_current:+.3f} ({(v_plan / v_current - 1):+.2%}; target > 0)")
     print("planned vs best vs current: " + ", ".join(
         f"{ch} {p:,.0f}/{b:,.0f}/{c:,.0f}" for ch, p, b, c in zip(PAID_CHANNELS, planned, best, current, strict=True)))
-    print(f"fit time {fit.seconds:.0f} s wall, fit + diagnostics + holdout {cpu_seconds:.0f} s CPU "
-          "(target < 300 s)")
-    return {"customers": customers, "covered": covered, "mape": hold["mape"],
-            "plan_share_of_best": v_plan / v_best, "plan_gain": v_plan - v_current,
-            "fit_seconds": fit.seconds}
+    return {"roi": roi, "truth": truth, "covered": covered, "roi_error": error,
+            "mape": hold["mape"], "plan_share_of_best": v_plan / v_best,
+            "plan_gain": v_plan - v_current, "fit_seconds": fit.seconds}
+
+
+def run_size(customers: int, args) -> dict:
+    from ml.mmm import calibration, data
+    from ml.mmm.spec import load_media_spec
+
+    spec = load_media_spec().with_overrides(sampler={k: v for k, v in {
+        "chains": args.chains, "draws": args.draws, "tune": args.tune}.items() if v})
+    world, rows = media_rows(customers, args.seed, args.start, args.end)
+    frame = data.to_periods(rows, spec)
+    print(f"\n== {customers:,} customers: {frame.table['y'].iloc[:-spec.holdout_periods].mean():.1f} "
+          "new customers a week ==")
+    results = {"uncalibrated": _fit_and_score(spec, frame, world, None, "uncalibrated", args)}
+    if not args.no_calibration:
+        truth = world.true_lift_effects(args.seed)
+        tests = world.lift_test_table(args.seed).to_pandas()
+        lift = calibration.to_model_rows(tests, rows, spec.frequency)
+        print("\nlift tests (4-week go-dark geo holdouts; totals over the test):")
+        for t, r in zip(truth, lift.itertuples(), strict=True):
+            print(f"  {t['channel']:<12} {t['start_date']}..{t['end_date']} spend {t['spend_change']:9,.0f}"
+                  f"  true effect {t['true_effect']:8.1f}  measured {t['incremental_new_customers']:8.1f}"
+                  f" +- {t['standard_error']:.1f}" + ("  (sign is noise: enters as 0)"
+                                                      if r.sign_contradicted else ""))
+        results["calibrated"] = _fit_and_score(spec, frame, world, lift, "calibrated", args)
+    print(f"\n{'channel':<12} {'true ROI':>9}  {'uncalibrated mean (90% CI)':>32}"
+          + (f"  {'calibrated mean (90% CI)':>32}" if "calibrated" in results else ""))
+    for channel in frame.channels:
+        line = f"{channel:<12} {results['uncalibrated']['truth'][channel]:9.4f}"
+        for key in ("uncalibrated", "calibrated"):
+            if key in results:
+                r = results[key]["roi"][channel]["roi"]
+                inside = "in " if r["low"] <= results[key]["truth"][channel] <= r["high"] else "OUT"
+                line += f"  {r['mean']:.4f} ({r['low']:.4f} .. {r['high']:.4f}) {inside}"
+        print(line)
+    for key, r in results.items():
+        print(f"{key:>12}: truth in 90% CI {r['covered']} of {len(frame.channels)}, ROI error "
+              f"{r['roi_error']:.3f}, holdout MAPE {r['mape']:.3f}, plan/best "
+              f"{r['plan_share_of_best']:.4f}, plan - current {r['plan_gain']:+.3f}, "
+              f"fit {r['fit_seconds']:.0f} s")
+    return {"customers": customers, **{k: {m: v for m, v in r.items() if m not in ("roi", "truth")}
+                                       for k, r in results.items()}}
 
 
 def main() -> None:
@@ -151,6 +186,8 @@ def main() -> None:
     parser.add_argument("--chains", type=int)
     parser.add_argument("--draws", type=int)
     parser.add_argument("--tune", type=int)
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="Skip the calibrated fit (lift tests).")
     args = parser.parse_args()
     isolated_state("bench-mmm-")
     os.environ["PYTENSOR_FLAGS"] = f"compiledir={Path(__file__).resolve().parents[1] / '.local' / 'pytensor'}"

@@ -106,6 +106,10 @@ def import_(
     media_spend: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False,
         help="Daily spend per paid channel: date, channel, spend[, impressions, clicks].")] = None,
+    media_lift_tests: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False,
+        help="Lift-test readouts that calibrate the media-mix model: [test_id,] channel, "
+             "start_date, end_date, spend_change, incremental_new_customers, standard_error.")] = None,
     mapping: Annotated[Path | None, typer.Option(
         exists=True, help="YAML: {table: {their column: our column, values: {...}}}.")] = None,
     max_rejected_share: Annotated[float, typer.Option(
@@ -126,7 +130,7 @@ def import_(
     files = {name: path for name, path in {
         "orders": orders, "customers": customers, "order_items": order_items,
         "sessions": sessions, "marketing_touches": marketing_touches,
-        "media_spend": media_spend}.items() if path}
+        "media_spend": media_spend, "media_lift_tests": media_lift_tests}.items() if path}
     try:
         report = import_files(files, load_mapping(mapping) if mapping else None,
                               max_rejected_share=max_rejected_share, delimiter=delimiter,

@@ -71,6 +71,20 @@ RAW_TABLES: dict[str, dict[str, str]] = {
         "horizon_days": "INTEGER",
         "planned_control_share": "DOUBLE",
     },
+    # Lift-test readouts (geo-lift or holdout experiments on a paid channel) that calibrate
+    # the media-mix model (ml.mmm.calibration): the channel's spend changed by spend_change
+    # dollars in total over [start_date, end_date] (negative: spend removed, e.g. a go-dark
+    # holdout), and that caused incremental_new_customers (standard_error: its SE), both as
+    # the whole market's equivalent. Channels and periods must lie inside media_spend.
+    "media_lift_tests": {
+        "test_id": "VARCHAR",
+        "channel": "VARCHAR",
+        "start_date": "DATE",
+        "end_date": "DATE",
+        "spend_change": "DOUBLE",
+        "incremental_new_customers": "DOUBLE",
+        "standard_error": "DOUBLE",
+    },
 }
 
 REQUIRED_TABLES = ("orders",)

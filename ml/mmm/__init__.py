@@ -4,6 +4,9 @@
 - ``data``: the mart ``media_mix_daily`` as one row per period with a spend column per
   channel, the controls and the outcome; refuses data it cannot model (missing days,
   constant spend, too short a history) naming channel and dates;
+- ``calibration``: lift-test readouts (``marts.media_lift_tests``) checked against the media
+  data (unknown channel, period outside the data: table, column and rows named) and
+  converted to PyMC-Marketing's lift-test rows per model period;
 - ``model``: PyMC-Marketing's MMM (geometric adstock, logistic saturation, seasonality,
   controls), its diagnostics (R-hat, ESS, divergences, posterior predictive coverage), the
   chronological holdout (MAPE, CRPS), ROI and marginal ROI per channel with credible

@@ -82,8 +82,13 @@ class Fit:
     holdout_metrics: dict = field(default_factory=dict)
 
 
-def fit(spec, frame) -> Fit:
-    """Fit on all but the last ``holdout_periods`` periods of ``frame`` (a MediaFrame)."""
+LIFT_LIKELIHOOD = "lift_measurements"
+
+
+def fit(spec, frame, lift: pd.DataFrame | None = None) -> Fit:
+    """Fit on all but the last ``holdout_periods`` periods of ``frame`` (a MediaFrame);
+    ``lift`` (``ml.mmm.calibration.to_model_rows``: channel, x, delta_x, delta_y, sigma per
+    period) calibrates the saturation curves through PyMC-Marketing's lift-test likelihood."""
     table = frame.table
     cut = len(table) - spec.holdout_periods
     train, holdout = table.iloc[:cut].reset_index(drop=True), table.iloc[cut:].reset_index(drop=True)
@@ -91,6 +96,14 @@ def fit(spec, frame) -> Fit:
     columns = ["date", *frame.channels, *frame.controls]
     sampler = spec.sampler
     started = time.perf_counter()
+    if lift is not None and len(lift):
+        import pymc.dims as pmd
+
+        mmm.build_model(train[columns], train["y"])
+        mmm.add_lift_test_measurements(
+            lift[["channel", "x", "delta_x", "delta_y", "sigma"]].reset_index(drop=True),
+            dist=getattr(pmd, spec.raw.get("calibration", {}).get("likelihood", "Normal")),
+            name=LIFT_LIKELIHOOD)
     mmm.fit(train[columns], train["y"], chains=int(sampler["chains"]), cores=1,
             tune=int(sampler["tune"]), draws=int(sampler["draws"]),
             target_accept=float(sampler["target_accept"]),

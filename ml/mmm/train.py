@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ml import registry
-from ml.mmm import data, model
+from ml.mmm import calibration, data, model
 from ml.mmm.spec import MediaMixSpec, load_media_spec
 from ml.modeling.report import pip_requirements
 from ml.warehouse import Warehouse, get_warehouse
@@ -87,14 +87,17 @@ def train_media_mix(spec: MediaMixSpec | None = None, warehouse: Warehouse | Non
     """Fit and log one challenger; returns the summary (with the fit, not JSON-able)."""
     spec = spec or load_media_spec()
     wh = warehouse or get_warehouse()
-    frame = data.to_periods(data.read_mart(spec, wh), spec)
-    fit = model.fit(spec, frame)
+    mart = data.read_mart(spec, wh)
+    frame = data.to_periods(mart, spec)
+    lift = calibration.to_model_rows(calibration.read_lift_tests(wh), mart, spec.frequency)
+    fit = model.fit(spec, frame, lift if len(lift) else None)
     params = model.posterior_response_params(fit, draws=int(spec.plan["draws"]))
     current = frame.table[frame.channels].iloc[-int(spec.plan["current_weeks"]):].mean()
     params.update({"current_spend": current.tolist(), "frequency": spec.frequency,
                    "current_window": [str(frame.table["date"].iloc[-int(spec.plan["current_weeks"])].date()),
                                       str(frame.last_day.date())]})
     roi = model.roi_table(fit, params)
+    calibrated = calibration_summary(spec, frame, lift, roi, params)
     summary = {
         "model": spec.name, "channels": frame.channels, "frequency": spec.frequency,
         "data_window": [str(frame.first_day.date()), str(frame.last_day.date())],
@@ -103,6 +106,7 @@ def train_media_mix(spec: MediaMixSpec | None = None, warehouse: Warehouse | Non
         "fit_seconds": fit.seconds, "sampler": spec.sampler, "diagnostics": fit.diagnostics,
         "holdout": fit.holdout_metrics, "roi": roi,
         "mean_outcome_per_period": float(fit.train["y"].mean()),
+        "calibration": calibrated,
     }
     champion = registry.version_by_alias(spec.name, registry.CHAMPION)
     verdict = gate(spec, fit, str(champion.version) if champion else None)
@@ -110,6 +114,25 @@ def train_media_mix(spec: MediaMixSpec | None = None, warehouse: Warehouse | Non
     with tempfile.TemporaryDirectory() as tmp:
         logged = _log(spec, summary, params, fit, Path(tmp))
     return {**logged, "summary": summary, "verdict": verdict, "fit": fit}
+
+
+def calibration_summary(spec: MediaMixSpec, frame, lift: pd.DataFrame, roi: dict,
+                        params: dict) -> dict:
+    """The lift tests the fit used and, when the spec asks (``calibration.
+    compare_uncalibrated``), a second fit without them: ROI per channel both ways."""
+    config = spec.raw.get("calibration", {})
+    out = {"lift_tests": len(lift), "likelihood": config.get("likelihood", "Normal"),
+           "tests": lift.to_dict(orient="records"), "uncalibrated": None,
+           "comparison": calibration.calibration_table(None, roi)}
+    if len(lift) and config.get("compare_uncalibrated", True):
+        base = model.fit(spec, frame)
+        base_params = {**model.posterior_response_params(base, draws=int(spec.plan["draws"])),
+                       "current_spend": params["current_spend"]}
+        base_roi = model.roi_table(base, base_params)
+        out["uncalibrated"] = {"roi": base_roi, "holdout": base.holdout_metrics,
+                               "diagnostics": base.diagnostics, "fit_seconds": base.seconds}
+        out["comparison"] = calibration.calibration_table(base_roi, roi)
+    return out
 
 
 def train_and_gate(mode: str = "auto", spec: MediaMixSpec | None = None,
@@ -134,7 +157,7 @@ def act_on_verdict(spec: MediaMixSpec, trained: dict, mode: str = "auto") -> dic
     return {"model": spec.name, "run_id": trained["run_id"], "version": trained["version"],
             "decision": decision, "reason": verdict["reason"], "promotion": moved,
             "fit_seconds": summary["fit_seconds"], "diagnostics": summary["diagnostics"],
-            "holdout": summary["holdout"],
+            "holdout": summary["holdout"], "lift_tests": summary["calibration"]["lift_tests"],
             "roi": {c: r["roi"] for c, r in summary["roi"].items()}}
 
 
@@ -183,15 +206,51 @@ CRPS {hold['crps']:.3f} (mean outcome {hold['mean_outcome']:.1f}); 90% interval 
 | --- | ---: | ---: | ---: | ---: |
 {rows}
 
+## Calibration with lift tests
+{calibration_section(summary.get('calibration'))}
+
 ## Promotion gate
 **{verdict['decision']}**: {'passed' if verdict['promote'] else 'failed'}
 {checks}
 
 ## Caveats
 - Observational: the effects are identified by the spend's variation over time (flights,
-  pauses, shifts); lift tests are the check.
+  pauses, shifts); lift tests, where there are any, calibrate the curves (above).
 - New customers are counted at signup, not valued by what they will be worth.
 """
+
+
+def _ci(r: dict) -> str:
+    return f"{r['mean']:.4f} ({r['low']:.4f} .. {r['high']:.4f})"
+
+
+def calibration_section(cal: dict | None) -> str:
+    """Markdown: the lift tests used and each channel's ROI without and with them."""
+    if not cal or not cal.get("lift_tests"):
+        return ("No lift tests (marts.media_lift_tests is absent or empty): the fit is "
+                "uncalibrated. Load readouts with `ml import ... --media-lift-tests FILE`.")
+    tests = "\n".join(
+        f"| {t['test_id']} | {t['channel']} | {t['days']} | {t['x']:,.1f} | {t['delta_x']:+,.1f} "
+        f"| {t['delta_y']:+.2f} | {t['sigma']:.2f} |"
+        + (" measured sign contradicts the spend change: entered as 0 |" if t["sign_contradicted"]
+           else " |")
+        for t in cal["tests"])
+    text = (f"{cal['lift_tests']} lift test(s) enter the model through PyMC-Marketing's "
+            f"lift-test likelihood ({cal['likelihood']} on the absolute lift), per period:\n\n"
+            "| test | channel | days | spend x | delta x | delta y | sigma | note |\n"
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n" + tests + "\n\n")
+    if not cal.get("uncalibrated"):
+        return text + ("ROI per channel calibrated (above); not compared with an uncalibrated "
+                       "fit (`calibration.compare_uncalibrated` is off).")
+    rows = "\n".join(
+        f"| {r['channel']} | {_ci(r['uncalibrated'])} | {_ci(r['calibrated'])} | "
+        f"{r['mean_change']:+.4f} | {r['width_ratio']:.2f} |" for r in cal["comparison"])
+    return text + ("Effect of calibration on ROI (new customers per dollar, 90% credible "
+                   "intervals; width ratio = calibrated / uncalibrated interval width):\n\n"
+                   "| channel | uncalibrated | calibrated | mean change | width ratio |\n"
+                   "| --- | ---: | ---: | ---: | ---: |\n" + rows + "\n\n"
+                   f"Uncalibrated fit: holdout MAPE {cal['uncalibrated']['holdout']['mape']:.3f}, "
+                   f"{cal['uncalibrated']['fit_seconds']:.0f} s.")
 
 
 def _plots(summary: dict, params: dict, fit: model.Fit, out: Path) -> list[Path]:
@@ -270,7 +329,8 @@ def _log(spec: MediaMixSpec, summary: dict, params: dict, fit: model.Fit, tmp: P
                            "holdout_periods": spec.holdout_periods,
                            **{f"sampler.{k}": v for k, v in spec.sampler.items()},
                            "adstock_max_lag": spec.model["adstock_max_lag"],
-                           "yearly_seasonality": spec.model["yearly_seasonality"]})
+                           "yearly_seasonality": spec.model["yearly_seasonality"],
+                           "calibrated": bool(summary["calibration"]["lift_tests"])})
         mlflow.log_metrics({
             "fit_seconds": summary["fit_seconds"], "max_rhat": diag["max_rhat"],
             "min_ess_bulk": diag["min_ess_bulk"], "divergences": diag["divergences"],
@@ -278,7 +338,11 @@ def _log(spec: MediaMixSpec, summary: dict, params: dict, fit: model.Fit, tmp: P
             "holdout_crps": hold["crps"], "holdout_naive_mape": hold["naive_mape"],
             **{f"roi.{c}.{k}": v for c, r in summary["roi"].items() for k, v in r["roi"].items()},
             **{f"marginal_roi.{c}.{k}": v for c, r in summary["roi"].items()
-               for k, v in r["marginal_roi"].items()}})
+               for k, v in r["marginal_roi"].items()},
+            "lift_tests": summary["calibration"]["lift_tests"],
+            **{f"roi_uncalibrated.{c}.{k}": v
+               for c, r in ((summary["calibration"].get("uncalibrated") or {}).get("roi") or {}).items()
+               for k, v in r["roi"].items()}})
         for path in plots:
             mlflow.log_artifact(str(path), artifact_path="plots")
         for name in ("report.html", "model_card.md"):

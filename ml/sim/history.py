@@ -1164,8 +1164,9 @@ def generate_tables(
                 parts.setdefault(name, []).append(table)
             bar.advance(task, rows.stop - rows.start)
     result = {f"{RAW_SCHEMA}.{name}": pa.concat_tables(parts[name])
-              for name in RAW_TABLES if name != "media_spend"}
+              for name in RAW_TABLES if name not in ("media_spend", "media_lift_tests")}
     result[f"{RAW_SCHEMA}.media_spend"] = media_world.spend_table()
+    result[f"{RAW_SCHEMA}.media_lift_tests"] = media_world.lift_test_table(seed)
     result[f"{EVAL_SCHEMA}.{MEDIA_TRUTH_TABLE}"] = media_world.truth_table()
     result[f"{EVAL_SCHEMA}.{ORACLE_TABLE}"] = pa.concat_tables(parts["oracle"])
     result[f"{EVAL_SCHEMA}.{ITEM_ORACLE_TABLE}"] = pa.concat_tables(parts["item_oracle"])

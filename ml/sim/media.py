@@ -32,8 +32,28 @@ contribution, baseline; per channel: alpha, k, beta) goes to ``eval.media_truth`
 no model reads. ``true_daily_outcome`` evaluates a planned daily spend on the true curves
 (steady state), which is how ``bench/mmm.py`` scores a budget plan.
 
+**Lift tests** (``lift_tests``; ``raw.media_lift_tests``, the model's calibration): one
+geo-holdout per channel, designed before anything is known about the curves. For
+LIFT_TEST_DAYS days starting on a Monday (drawn among the days when the channel is on
+throughout the test, outside the first LIFT_TEST_MARGIN_DAYS and the last 10 weeks) the
+channel goes dark in a random LIFT_TEST_GEO_SHARE of the market. The true effect is the
+difference in the true expected new customers over the test days, with the true adstock
+(the carry-over after the test ends is not measured, as in a real readout) and saturation,
+extrapolated to the whole market (divided by the treated share), the way a geo-lift readout
+states it. Its standard error is that of a geo comparison of Poisson counts: treated geos'
+new customers against a counterfactual scaled from the control geos (variance
+``Y g / (1 - g)`` for Y expected new customers in the window, treated share g), divided by
+g, times LIFT_TEST_MISMATCH for the synthetic control's imperfect match. The measurement is
+the true effect plus that noise (a normal draw), and the readout reports that standard
+error. At make demo's size (~2 new customers a day) a 4-week test has a standard error
+several times its effect: lift tests need volume. The raw spend and signups are business
+as usual (the treated geos' change is not subtracted from the national series: a documented
+simplification). The true effects are in ``true_lift_effects`` (evaluation only, for
+bench/mmm.py).
+
 Deterministic per seed: the media world has its own random stream (seed, MEDIA_STREAM), so
-adding it left every other random draw of the generator as it was.
+adding it left every other random draw of the generator as it was; the lift tests have
+another (seed, MEDIA_STREAM, 2).
 """
 
 from __future__ import annotations
@@ -65,6 +85,11 @@ COST_PER_NEW_CUSTOMER = 45.0  # planned media dollars per media-driven new custo
 CPM = (9.0, 3.0, 6.0, 4.0, 25.0)  # dollars per thousand impressions
 CLICK_RATE = (0.05, 0.004, 0.008, 0.02, 0.01)
 SPEND_NOISE = 0.15
+LIFT_TEST_DAYS = 28  # a 4-week geo holdout per channel
+LIFT_TEST_GEO_SHARE = 0.5  # of the market where the channel goes dark
+LIFT_TEST_MISMATCH = 1.25  # synthetic control's error on top of the Poisson noise
+LIFT_TEST_MARGIN_DAYS = 56  # no test in the first 8 weeks (adstock warm-up)
+LIFT_TEST_HOLDOUT_DAYS = 70  # nor in the last 10 weeks (the model's holdout)
 
 
 def promotion_days(days: np.ndarray) -> np.ndarray:
@@ -119,6 +144,55 @@ class MediaWorld:
         (steady state: adstock of a constant is the constant)."""
         daily_spend = np.asarray(daily_spend, dtype=float)
         return float((self.beta * -np.expm1(-daily_spend / self.saturation_k)).sum())
+
+    def _lift_design(self, seed: int) -> list[tuple[int, int]]:
+        """(channel index, first day index) of each channel's test; a channel that is never
+        on for LIFT_TEST_DAYS in a row inside the allowed days gets none."""
+        rng = np.random.Generator(np.random.PCG64([seed, MEDIA_STREAM, 2]))
+        n_days = self.days.size
+        design = []
+        for c in range(len(PAID_CHANNELS)):
+            on = self.spend[:, c] > 0
+            starts = [d for d in range(LIFT_TEST_MARGIN_DAYS,
+                                       n_days - LIFT_TEST_HOLDOUT_DAYS - LIFT_TEST_DAYS)
+                      if (self.days[d].astype("datetime64[D]").astype(object).weekday() == 0)
+                      and on[d:d + LIFT_TEST_DAYS].all()]
+            if starts:
+                design.append((c, int(starts[rng.integers(len(starts))])))
+        return design
+
+    def true_lift_effects(self, seed: int) -> list[dict]:
+        """Per test: channel, days, the spend removed market-wide and the TRUE incremental
+        new customers (negative), its standard error, and the noisy measurement."""
+        rng = np.random.Generator(np.random.PCG64([seed, MEDIA_STREAM, 3]))
+        out = []
+        for c, first in self._lift_design(seed):
+            window = slice(first, first + LIFT_TEST_DAYS)
+            dark = self.spend[:, c].copy()
+            dark[window] = 0.0
+            adstock = geometric_adstock(dark, self.alpha[c])
+            contribution = self.beta[c] * -np.expm1(-adstock / self.saturation_k[c])
+            effect = float(contribution[window].sum() - self.contribution[window, c].sum())
+            g = LIFT_TEST_GEO_SHARE
+            expected = float(self.expected_new_customers[window].sum())
+            se = LIFT_TEST_MISMATCH * np.sqrt(expected * g / (1 - g)) / g
+            out.append({
+                "test_id": f"lift-{PAID_CHANNELS[c].lower()}-{self.days[first]}",
+                "channel": PAID_CHANNELS[c], "start_date": self.days[first],
+                "end_date": self.days[first + LIFT_TEST_DAYS - 1],
+                "spend_change": -float(np.round(self.spend[window, c], 2).sum()),
+                "true_effect": effect, "standard_error": float(se),
+                "incremental_new_customers": effect + float(se * rng.standard_normal())})
+        return out
+
+    def lift_test_table(self, seed: int) -> pa.Table:
+        """The readouts (raw.media_lift_tests): measurements, not the truth."""
+        tests = self.true_lift_effects(seed)
+        columns = RAW_TABLES["media_lift_tests"]
+        values = {name: np.array([t[name] for t in tests]) for name in columns}
+        for name in ("start_date", "end_date"):
+            values[name] = values[name].astype("datetime64[D]")
+        return pa.Table.from_pydict(values, schema=arrow_schema(columns))
 
     def spend_table(self) -> pa.Table:
         n_days, n_channels = self.spend.shape

@@ -55,17 +55,19 @@ text). One reason per row, the first that applies in this order:
   (raw_record holds the text as read and the parser's message);
 - ``null_<column>``: an empty required column (orders: customer_id, ordered_at, revenue;
   customers: customer_id; order_items: order_id; sessions: started_at; marketing_touches:
-  customer_id, touched_at);
+  customer_id, touched_at; media_lift_tests: every column but test_id);
 - ``unparseable_timestamp``, ``non_numeric_<column>``, ``non_integer_<column>``,
   ``invalid_<column>`` (booleans): a non-empty value that does not parse as its column's
   type, whether the column is required or not;
 - ``negative_<column>``: revenue, discount, price, quantity, cost, page_views, cart_adds,
-  spend, impressions, clicks;
+  spend, impressions, clicks, standard_error;
 - ``future_timestamp``: an event at or after the load time (default: now, UTC); for
-  media_spend a date after the load time's day;
+  media_spend a date after the load time's day; media_lift_tests an end_date after it (a
+  test still running has no readout);
 - ``conflicting_duplicate_<key>``: several rows share an id (orders: order_id; customers:
   customer_id; order_items: order_line = order_id + line_number; sessions: session_id;
-  marketing_touches: touch_id; media_spend: date_channel = date + channel) but differ in some value; all of them are quarantined, as
+  marketing_touches: touch_id; media_spend: date_channel = date + channel; media_lift_tests:
+  test_id, synthesised from channel and dates when missing) but differ in some value; all of them are quarantined, as
   there is no telling which is right. Rows identical in every contract column are exact
   duplicates: one is kept (the first in the file) and the others only counted.
 
@@ -185,6 +187,13 @@ RULES: dict[str, _TableRules] = {
     "media_spend": _TableRules(
         key=("date", "channel"), key_label="date_channel", required=("date", "channel", "spend"),
         non_negative=("spend", "impressions", "clicks"), event_time="date",
+    ),
+    "media_lift_tests": _TableRules(
+        key=("test_id",), key_label="test_id",
+        required=("channel", "start_date", "end_date", "spend_change",
+                  "incremental_new_customers", "standard_error"),
+        hashed_id_from=("channel", "start_date", "end_date"),
+        non_negative=("standard_error",), event_time="end_date",
     ),
 }
 

@@ -19,9 +19,12 @@ TINY = {"chains": 1, "tune": 60, "draws": 60, "target_accept": 0.9, "random_seed
 
 
 def _spec(**gate):
+    """The spec with the tiny sampler; calibrated by the generator's lift tests, but not
+    compared with an uncalibrated fit (that would be a second fit: bench/mmm.py does it)."""
     spec = load_media_spec().with_overrides(sampler=TINY)
+    raw = {**spec.raw, "calibration": {**spec.raw["calibration"], "compare_uncalibrated": False}}
     return type(spec)(**{**spec.__dict__, "gate": {**spec.gate, **gate},
-                         "plan": {**spec.plan, "draws": 60}})
+                         "plan": {**spec.plan, "draws": 60}, "raw": raw})
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def media_mart(demo_warehouse):
 
     # In-process, as the features DAG's Cosmos tasks run dbt: a subprocess would compete
     # with this test process's DuckDB instance for the warehouse file's lock.
-    run = invoke_in_process(["build", "--select", "+media_mix_daily",
+    run = invoke_in_process(["build", "--select", "+media_mix_daily", "+media_lift_tests",
                              "--indirect-selection", "cautious"])
     assert run.success, run.exception or run.result
     return demo_warehouse
@@ -87,6 +90,28 @@ def test_a_passing_fit_is_promoted_with_diagnostics_holdout_and_roi(promoted):
         roi = values["roi"]
         assert 0 <= roi["low"] <= roi["mean"] <= roi["high"]
     assert "Promotion gate" in champion.description and "ROI per channel" in champion.description
+
+
+def test_the_fit_is_calibrated_by_the_generators_lift_tests(trained, promoted):
+    """One geo holdout per channel reaches the model as PyMC-Marketing's lift likelihood
+    (go-dark tests: x + delta_x = 0), and the summary and model card say so."""
+    from ml import registry
+    from ml.mmm.model import LIFT_LIKELIHOOD
+    from ml.mmm.train import SUMMARY_ARTIFACT
+
+    model = trained["fit"].mmm.model
+    assert LIFT_LIKELIHOOD in model.named_vars
+    assert model[LIFT_LIKELIHOOD] in model.observed_RVs
+    summary = registry.run_json(promoted["run_id"], SUMMARY_ARTIFACT)
+    cal = summary["calibration"]
+    assert cal["lift_tests"] == len(cal["tests"]) == 5
+    assert {t["channel"] for t in cal["tests"]} == set(summary["roi"])
+    for test in cal["tests"]:
+        assert test["x"] > 0 and test["x"] + test["delta_x"] == pytest.approx(0, abs=1e-6)
+        assert test["sigma"] > 0 and test["delta_y"] <= 0
+    assert cal["uncalibrated"] is None  # compare_uncalibrated off here: one fit
+    description = registry.version_by_alias("media_mix", registry.CHAMPION).description
+    assert "Calibration with lift tests" in description and "5 lift test(s)" in description
 
 
 def test_the_report_and_the_response_model_are_logged(promoted):
