@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 # the likelihood keeps rising towards a limiting case of the model.
 _LOG_PARAM_BOUND = 15.0
 _GRADIENT_TOLERANCE = 1e-5  # on the mean log-likelihood per customer, in log-parameters
+_LIMIT_MARGIN = 3.0  # log-parameters beyond e^12 (about 160,000) count as at the limit
 _PARAM_NAMES = ("r", "alpha", "a", "b")
 
 
@@ -153,9 +154,12 @@ def fit(x, t_x, T, weights=None) -> BGNBDParams:
                       bounds=[(-_LOG_PARAM_BOUND, _LOG_PARAM_BOUND)] * 4,
                       options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9})
     log_params, gradient = np.asarray(result.x), np.asarray(result.jac)
-    at_edge = np.abs(log_params) > _LOG_PARAM_BOUND - 1e-3
-    # With so tight a tolerance L-BFGS-B may stop on rounding noise ("ABNORMAL") at the
-    # optimum: judge convergence by the gradient of the coordinates not held by a bound.
+    # Within _LIMIT_MARGIN of the bound a parameter has run off towards a limiting case:
+    # out there the likelihood is flat to rounding, and L-BFGS-B stops on that noise
+    # ("ABNORMAL") a little short of the bound, where it lands depending on the machine's
+    # floating point. With so tight a tolerance it may also stop on rounding noise at the
+    # optimum: judge convergence by the gradient of the coordinates not run off.
+    at_edge = np.abs(log_params) > _LOG_PARAM_BOUND - _LIMIT_MARGIN
     stationary = np.all(np.abs(gradient[~at_edge]) < _GRADIENT_TOLERANCE)
     if not (np.all(np.isfinite(log_params)) and (result.success or stationary)):
         raise BGNBDFitError(
@@ -166,8 +170,8 @@ def fit(x, t_x, T, weights=None) -> BGNBDParams:
         names = ", ".join(name for name, edge in zip(_PARAM_NAMES, at_edge, strict=True) if edge)
         warnings.warn(
             f"BG/NBD likelihood keeps rising towards a limiting case of the model: {names} "
-            f"reached the search limit (e^{_LOG_PARAM_BOUND:g} or its inverse); predictions "
-            "use that limit", BGNBDDegenerateFitWarning, stacklevel=2)
+            f"reached the search limit (within e^{_LIMIT_MARGIN:g} of e^{_LOG_PARAM_BOUND:g} or "
+            "its inverse); predictions use that limit", BGNBDDegenerateFitWarning, stacklevel=2)
     return BGNBDParams(*(float(v) for v in np.exp(log_params)))
 
 
