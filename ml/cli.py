@@ -108,8 +108,9 @@ def import_(
         help="Daily spend per paid channel: date, channel, spend[, impressions, clicks].")] = None,
     media_lift_tests: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False,
-        help="Lift-test readouts that calibrate the media-mix model: [test_id,] channel, "
-             "start_date, end_date, spend_change, incremental_new_customers, standard_error.")] = None,
+        help="Lift-test readouts that calibrate the media-mix model: test_id (optional), "
+             "channel, start_date, end_date, spend_change, incremental_new_customers, "
+             "standard_error.")] = None,
     mapping: Annotated[Path | None, typer.Option(
         exists=True, help="YAML: {table: {their column: our column, values: {...}}}.")] = None,
     max_rejected_share: Annotated[float, typer.Option(
