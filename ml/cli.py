@@ -223,10 +223,10 @@ def _print_run_summary(summary: dict) -> None:
         for stage, reason in summary["skipped"].items():
             skipped.add_row(stage, reason)
         console.print(skipped)
-    stages = Table("stage", "seconds", title="Time per stage")
-    for stage, seconds in summary["stage_seconds"].items():
-        stages.add_row(stage, f"{seconds:.1f}")
-    console.print(stages)
+    # Each DAG's time was on the progress view; the per-task seconds are in --json.
+    total = sum(summary["stage_seconds"].values())
+    console.print(f"[bold]Tasks took[/] {total:.0f} s in all (per task: `ml run --json`, "
+                  "stage_seconds)")
 
 
 @app.command()
