@@ -68,8 +68,9 @@ class Warehouse(ABC):
         {} appends) with the result of ``select_sql``, atomically; create the table from
         the select's columns if needed, and add (nullable) the select's columns an existing
         table lacks, so an output that gained a column still writes to a table an older
-        release created. ``select_sql`` may read ``sources`` as ``{name}`` placeholders. Returns the rows under the key afterwards (all inserted when
-        appending). ``partition_by`` / ``cluster_by`` apply where the engine has them."""
+        release created. ``select_sql`` may read ``sources`` as ``{name}`` placeholders.
+        Returns the rows under the key afterwards (all inserted when appending).
+        ``partition_by`` / ``cluster_by`` apply where the engine has them."""
 
     def append(self, schema: str, table: str, rows: pa.Table) -> int:
         return self.replace_rows(schema, table, "SELECT * FROM {rows}", sources={"rows": rows})
