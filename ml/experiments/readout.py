@@ -12,9 +12,10 @@ and revenue per customer in the horizon.
   orders and how much revenue (``COVARIATES``), for both metrics. theta is the pooled
   least-squares fit of the outcome on the centred covariates (the multivariate form of
   cov(Y, X) / var(X)); Y - (X - mean X) theta is compared as above. Its interval is the
-  one to read; ``variance_reduction`` = 1 - (se_cuped / se)^2. On the simulator (10,000
-  customers, 20 campaigns) the three covariates narrow the retention interval by 15%
-  where the metric's own pre-period value alone narrowed it by 11%.
+  one to read; ``variance_reduction`` = 1 - (se_cuped / se)^2. On the simulator
+  (``bench/policy.py --part coverage --seeds 3 --customers 10000``, 30 campaigns) the
+  three covariates narrow the retention interval by 14.4%, where the metric's own
+  pre-period value alone narrowed it by 11.7%.
 * **Sample-ratio mismatch**: a chi-square test (``scipy.stats.chisquare``) of the control
   and treated counts against the design's planned control share. p < ``SRM_FAIL_P``
   (0.001) fails: the assignment did not work as designed, so the readout cannot be
