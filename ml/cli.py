@@ -645,11 +645,25 @@ def export_scores(
 def export_targets(
     out: Annotated[str, typer.Option(help="Output file (.csv or .parquet).")],
     as_of: Annotated[str | None, typer.Option(help="Campaign as-of date (default: the latest).")] = None,
+    offers: Annotated[int, typer.Option(min=0, help=(
+        "Top recommended items per customer as columns offer_1..offer_N (0: none)."))] = 3,
 ) -> None:
-    """The retention campaign's target list (treatment and control)."""
+    """The retention campaign's target list (treatment and control), each customer with
+    their top offers from the served recommendations."""
     from ml.decisions.campaign import read_targets
+    from ml.decisions.offers import targets_with_offers
+    from ml.recommend.serving import ServingError
 
-    _write_export(read_targets(date.fromisoformat(as_of) if as_of else None), out)
+    day = date.fromisoformat(as_of) if as_of else None
+    if not offers:
+        _write_export(read_targets(day), out)
+        return
+    try:
+        frame = targets_with_offers(day, offers)
+    except ServingError as exc:
+        console.print(f"[yellow]note:[/] {exc}; the targets are exported without offers")
+        frame = read_targets(day)
+    _write_export(frame, out)
 
 
 @export_app.command("recommendations")

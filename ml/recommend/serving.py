@@ -190,17 +190,6 @@ def read_recommendations(k: int | None = None, customer_id: str | None = None):
                          "ORDER BY customer_id, rank", params, stage="recommendations").to_pandas()
 
 
-def export(out: Path, k: int | None = None) -> int:
-    """Write the newest lists (top ``k``) to ``out``: Parquet for .parquet, else CSV."""
-    frame = read_recommendations(k)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
-        frame.to_parquet(out, index=False)
-    else:
-        frame.to_csv(out, index=False)
-    return len(frame)
-
-
 def explain(spec: ModelSpec, customer_id: str) -> dict:
     """A customer's purchase history next to their served list, and per item why, where the
     learner can say: the base learners that pooled it (two-stage), the history items that

@@ -24,8 +24,11 @@ def isolated_platform(tmp_path, monkeypatch):
 
 
 def test_recommendations_train_promote_serve_export_and_rerun(isolated_platform):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
     from ml.dbt import dbt_command
-    from ml.recommend.serving import explain, export, read_recommendations, serve
+    from ml.recommend.serving import explain, read_recommendations, serve
     from ml.recommend.train import get_ranking_spec, train_and_gate
     from ml.sim.history import generate
 
@@ -59,8 +62,11 @@ def test_recommendations_train_promote_serve_export_and_rerun(isolated_platform)
     assert all(shown["why"].values())
 
     out = isolated_platform / "export.csv"
-    assert export(out, k=3) == rows["customer_id"].nunique() * 3
-    assert pd.read_csv(out)["rank"].max() == 3
+    exported = CliRunner().invoke(app, ["export", "recommendations", "--out", str(out), "--k", "3"])
+    assert exported.exit_code == 0, exported.output
+    frame = pd.read_csv(out)
+    assert len(frame) == rows["customer_id"].nunique() * 3 and frame["rank"].max() == 3
+    assert (frame["model_version"].astype(str) == str(first["version"])).all()
 
     second = train_and_gate(mode="auto", folds=2)
     assert second["decision"] == "reject"
