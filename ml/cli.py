@@ -718,8 +718,10 @@ def plan_media(
                                               "(default: the spec's, 4 weeks).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """Split BUDGET across the paid channels to maximise expected new customers over the
-    media-mix champion's posterior; store the plan in ml.media_plans."""
+    """Split BUDGET across the paid channels to maximise the expected value acquired (new
+    customers x the champion's value per new customer) over the media-mix champion's
+    posterior; store the plan in ml.media_plans."""
+    import pandas as pd
     from rich.markup import escape
 
     from ml.mmm.plan import PlanError, make_plan, parse_bounds, write_plan
@@ -733,24 +735,37 @@ def plan_media(
         console.print_json(json.dumps(plan.to_json(), default=str))
         return
     table = Table("channel", "current", "bounds", "planned", "expected (planned)",
-                  "expected (current)",
+                  "expected (current)", "value (planned)",
                   title=f"Media plan {plan.plan_id}: {plan.budget:,.0f} over {plan.weeks} weeks "
                         f"(media_mix v{plan.model_version})")
     for row in plan.table.itertuples():
         table.add_row(row.channel, f"{row.current_spend:,.0f}",
                       f"{row.lower:,.0f}..{row.upper:,.0f}", f"{row.planned_spend:,.0f}",
                       f"{row.expected_planned:.1f} ({row.expected_planned_low:.1f}..{row.expected_planned_high:.1f})",
-                      f"{row.expected_current:.1f} ({row.expected_current_low:.1f}..{row.expected_current_high:.1f})")
+                      f"{row.expected_current:.1f} ({row.expected_current_low:.1f}..{row.expected_current_high:.1f})",
+                      "n/a" if pd.isna(row.expected_value_planned) else
+                      f"{row.expected_value_planned:,.0f} ({row.expected_value_planned_low:,.0f}.."
+                      f"{row.expected_value_planned_high:,.0f})")
     console.print(table)
     totals = plan.totals
     for label, key in (("planned", "planned"), ("current allocation", "current"),
                        ("current split at this budget", "current_split_at_budget")):
         t = totals[key]
+        worth = (f", value {t['value']['mean']:,.0f} (90% CI {t['value']['low']:,.0f}.."
+                 f"{t['value']['high']:,.0f}; {t['value_per_dollar']:.2f} per $)" if "value" in t
+                 else "")
         console.print(f"{label}: spend {t['spend']:,.0f} -> {t['mean']:.1f} new customers "
-                      f"(90% CI {t['low']:.1f}..{t['high']:.1f})")
+                      f"(90% CI {t['low']:.1f}..{t['high']:.1f}){worth}")
     gain = totals["gain_over_current_split"]
     console.print(f"gain over the current split: {gain['mean']:+.1f} (90% CI {gain['low']:+.1f}.."
                   f"{gain['high']:+.1f}); stored in ml.media_plans (export: `ml export media-plan`)")
+    if totals["value_per_new_customer"] is None:
+        console.print(f"value: n/a (media_mix v{plan.model_version} was trained before new "
+                      "customers were valued)")
+    else:
+        console.print(f"value per new customer {totals['value_per_new_customer']:,.2f} (the "
+                      "champion's: expected margin over the spec's value horizon); the split is "
+                      "the same as for new customers, the value says whether the spend pays back")
 
 
 recommendations_app = typer.Typer(help="Item recommendations: train (back-test, gate) and serve.",

@@ -1,5 +1,12 @@
 """The media budget plan: the split of a budget across paid channels that maximises the
-expected new customers over the champion's posterior, within per-channel bounds.
+expected value acquired over the champion's posterior, within per-channel bounds.
+
+Value acquired = new customers x the champion's value per new customer (``ml.mmm.value``,
+stored with the fit). That value is one constant per fit (the media effect is on the total
+of new customers, not per channel), so the split maximising value is exactly the one
+maximising new customers, and the optimiser works on new customers; what the value view
+adds is whether the spend pays back (expected value against the budget). A champion
+trained before values were stored plans new customers only (value columns null).
 
 ``--budget B`` is the total for ``weeks`` periods (spec ``plan.weeks``). Default bounds are
 the current spend (mean of the last ``plan.current_weeks`` periods, times ``weeks``)
@@ -38,6 +45,9 @@ PLAN_COLUMNS = {
     "expected_planned": pa.float64(), "expected_planned_low": pa.float64(),
     "expected_planned_high": pa.float64(), "expected_current": pa.float64(),
     "expected_current_low": pa.float64(), "expected_current_high": pa.float64(),
+    "value_per_new_customer": pa.float64(), "expected_value_planned": pa.float64(),
+    "expected_value_planned_low": pa.float64(), "expected_value_planned_high": pa.float64(),
+    "expected_value_current": pa.float64(),
 }
 
 
@@ -168,11 +178,31 @@ def make_plan(budget: float, bounds: dict[str, tuple[float, float]] | None = Non
         "expected_current_low": np.quantile(current_draws, 0.05, axis=0),
         "expected_current_high": np.quantile(current_draws, 0.95, axis=0),
     })
+    worth = params.get("value_per_new_customer")
+    if worth is None:
+        table = table.assign(value_per_new_customer=None, expected_value_planned=None,
+                             expected_value_planned_low=None, expected_value_planned_high=None,
+                             expected_value_current=None)
+    else:
+        table = table.assign(
+            value_per_new_customer=float(worth),
+            expected_value_planned=table["expected_planned"] * worth,
+            expected_value_planned_low=table["expected_planned_low"] * worth,
+            expected_value_planned_high=table["expected_planned_high"] * worth,
+            expected_value_current=table["expected_current"] * worth)
     totals = {"planned": {"spend": float(planned.sum()), **planned_total},
               "current": {"spend": float(current.sum()), **current_total},
               "current_split_at_budget": {"spend": float(scaled.sum()), **scaled_total},
               "gain_over_current_split": model.interval(gain),
-              "outcome": "media-driven new customers over the plan's periods"}
+              "outcome": "media-driven new customers over the plan's periods",
+              "value_per_new_customer": None if worth is None else float(worth)}
+    if worth is not None:
+        for key in ("planned", "current", "current_split_at_budget"):
+            t = totals[key]
+            t["value"] = {k: t[k] * worth for k in ("mean", "low", "high")}
+            t["value_per_dollar"] = t["value"]["mean"] / t["spend"] if t["spend"] else None
+        totals["gain_over_current_split"]["value"] = {
+            k: v * worth for k, v in totals["gain_over_current_split"].items()}
     return MediaPlan(plan_id=uuid.uuid4().hex[:12], model_version=version, weeks=weeks,
                      budget=float(budget), table=table, totals=totals, current_window=window)
 
@@ -232,7 +262,13 @@ def media_mix_status(spec: MediaMixSpec | None = None) -> dict | None:
                 "weeks": int(latest["weeks"].iloc[0]),
                 "planned": dict(zip(latest["channel"], latest["planned_spend"].round(2), strict=True)),
                 "expected_planned": float(latest["expected_planned"].sum()),
-                "expected_current": float(latest["expected_current"].sum())}
+                "expected_current": float(latest["expected_current"].sum()),
+                "expected_value_planned": (float(latest["expected_value_planned"].sum())
+                                           if "expected_value_planned" in latest
+                                           and latest["expected_value_planned"].notna().all()
+                                           else None)}
     return {"champion": str(champion.version), "holdout": summary.get("holdout"),
             "diagnostics": summary.get("diagnostics"),
-            "roi": {c: r["roi"] for c, r in summary.get("roi", {}).items()}, "plan": plan}
+            "roi": {c: r["roi"] for c, r in summary.get("roi", {}).items()},
+            "value_per_new_customer": (summary.get("customer_value") or {}).get(
+                "value_per_new_customer"), "plan": plan}

@@ -37,7 +37,7 @@ class MediaMixSpec:
 def load_media_spec(path: Path | None = None) -> MediaMixSpec:
     raw = yaml.safe_load((path or SPEC_PATH).read_text())
     missing = [k for k in ("name", "relation", "outcome", "frequency", "holdout_periods",
-                           "model", "sampler", "gate", "plan") if k not in raw]
+                           "model", "sampler", "gate", "plan", "value") if k not in raw]
     if missing:
         raise ValueError(f"{path or SPEC_PATH}: missing keys {', '.join(missing)}")
     return MediaMixSpec(name=raw["name"], relation=raw["relation"], outcome=raw["outcome"],

@@ -25,13 +25,15 @@ import numpy as np
 import pandas as pd
 
 from ml import registry
-from ml.mmm import calibration, data, model
+from ml.mmm import calibration, data, model, value
 from ml.mmm.spec import MediaMixSpec, load_media_spec
 from ml.modeling.report import pip_requirements
 from ml.warehouse import Warehouse, get_warehouse
 
 POSTERIOR_ARTIFACT = "media_mix_posterior.json"
 SUMMARY_ARTIFACT = "media_mix_summary.json"
+VALUE_METRICS = ("conversion", "first_purchase_value", "expected_repeat_purchases",
+                 "repeat_purchase_value")
 
 
 class MediaResponseModel(mlflow.pyfunc.PythonModel):
@@ -96,7 +98,9 @@ def train_media_mix(spec: MediaMixSpec | None = None, warehouse: Warehouse | Non
     params.update({"current_spend": current.tolist(), "frequency": spec.frequency,
                    "current_window": [str(frame.table["date"].iloc[-int(spec.plan["current_weeks"])].date()),
                                       str(frame.last_day.date())]})
-    roi = model.roi_table(fit, params)
+    worth = value.new_customer_value(spec.raw["value"], frame.last_day.date(), wh)
+    params["value_per_new_customer"] = worth.value_per_new_customer
+    roi = with_value_roi(model.roi_table(fit, params), worth.value_per_new_customer)
     calibrated = calibration_summary(spec, frame, lift, roi, params)
     summary = {
         "model": spec.name, "channels": frame.channels, "frequency": spec.frequency,
@@ -106,7 +110,7 @@ def train_media_mix(spec: MediaMixSpec | None = None, warehouse: Warehouse | Non
         "fit_seconds": fit.seconds, "sampler": spec.sampler, "diagnostics": fit.diagnostics,
         "holdout": fit.holdout_metrics, "roi": roi,
         "mean_outcome_per_period": float(fit.train["y"].mean()),
-        "calibration": calibrated,
+        "calibration": calibrated, "customer_value": worth.to_dict(),
     }
     champion = registry.version_by_alias(spec.name, registry.CHAMPION)
     verdict = gate(spec, fit, str(champion.version) if champion else None)
@@ -114,6 +118,16 @@ def train_media_mix(spec: MediaMixSpec | None = None, warehouse: Warehouse | Non
     with tempfile.TemporaryDirectory() as tmp:
         logged = _log(spec, summary, params, fit, Path(tmp))
     return {**logged, "summary": summary, "verdict": verdict, "fit": fit}
+
+
+def with_value_roi(roi: dict, value_per_customer: float) -> dict:
+    """Each channel's ROI and marginal ROI also in value per dollar: new customers per dollar
+    x value per new customer (one constant, so the credible interval scales with it)."""
+    def scaled(r: dict) -> dict:
+        return {k: v * value_per_customer for k, v in r.items()}
+
+    return {c: {**r, "value_roi": scaled(r["roi"]), "value_marginal_roi": scaled(r["marginal_roi"])}
+            for c, r in roi.items()}
 
 
 def calibration_summary(spec: MediaMixSpec, frame, lift: pd.DataFrame, roi: dict,
@@ -158,7 +172,9 @@ def act_on_verdict(spec: MediaMixSpec, trained: dict, mode: str = "auto") -> dic
             "decision": decision, "reason": verdict["reason"], "promotion": moved,
             "fit_seconds": summary["fit_seconds"], "diagnostics": summary["diagnostics"],
             "holdout": summary["holdout"], "lift_tests": summary["calibration"]["lift_tests"],
-            "roi": {c: r["roi"] for c, r in summary["roi"].items()}}
+            "roi": {c: r["roi"] for c, r in summary["roi"].items()},
+            "value_per_new_customer": summary["customer_value"]["value_per_new_customer"],
+            "value_roi": {c: r["value_roi"] for c, r in summary["roi"].items()}}
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -167,9 +183,9 @@ def act_on_verdict(spec: MediaMixSpec, trained: dict, mode: str = "auto") -> dic
 def model_card(spec: MediaMixSpec, summary: dict) -> str:
     diag, hold, verdict = summary["diagnostics"], summary["holdout"], summary["verdict"]
     rows = "\n".join(
-        f"| {c} | {r['spend']:,.0f} | {r['roi']['mean']:.4f} ({r['roi']['low']:.4f} .. "
-        f"{r['roi']['high']:.4f}) | {r['marginal_roi']['mean']:.4f} ({r['marginal_roi']['low']:.4f}"
-        f" .. {r['marginal_roi']['high']:.4f}) | {r['contribution']['mean']:,.1f} |"
+        f"| {c} | {r['spend']:,.0f} | {_ci(r['roi'])} | {_ci(r['marginal_roi'])} "
+        f"| {r['contribution']['mean']:,.1f} | {_ci(r['value_roi'], 2)} "
+        f"| {_ci(r['value_marginal_roi'], 2)} |"
         for c, r in summary["roi"].items())
     checks = "\n".join(f"- {'pass' if c['passed'] else '**fail**'}: {c['check']}"
                        for c in verdict["checks"])
@@ -201,9 +217,16 @@ MAPE {hold['mape']:.3f} (naive: mean of the last training periods, {hold['naive_
 CRPS {hold['crps']:.3f} (mean outcome {hold['mean_outcome']:.1f}); 90% interval covers
 {hold['coverage']:.0%}.
 
-## ROI per channel (new customers per dollar, 90% credible intervals)
-| channel | spend (train) | ROI | marginal ROI at current spend | contribution |
-| --- | ---: | ---: | ---: | ---: |
+## Value of a new customer
+{value_section(summary['customer_value'])}
+
+## ROI per channel (90% credible intervals)
+Two views: new customers per dollar, and value per dollar (new customers per dollar x
+{summary['customer_value']['value_per_new_customer']:,.2f} per new customer; above 1 the
+channel pays back its spend within {summary['customer_value']['horizon_days']} days).
+
+| channel | spend (train) | ROI (customers/$) | marginal ROI at current spend | contribution | value ROI ($/$) | marginal value ROI |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
 {rows}
 
 ## Calibration with lift tests
@@ -216,12 +239,28 @@ CRPS {hold['crps']:.3f} (mean outcome {hold['mean_outcome']:.1f}); 90% interval 
 ## Caveats
 - Observational: the effects are identified by the spend's variation over time (flights,
   pauses, shifts); lift tests, where there are any, calibrate the curves (above).
-- New customers are counted at signup, not valued by what they will be worth.
+- A new customer's value is one number for the fit (the media effect is on the total of
+  new customers, not per channel) and a point estimate: the value ROI intervals carry the
+  media model's uncertainty only.
 """
 
 
-def _ci(r: dict) -> str:
-    return f"{r['mean']:.4f} ({r['low']:.4f} .. {r['high']:.4f})"
+def _ci(r: dict, digits: int = 4) -> str:
+    return f"{r['mean']:.{digits}f} ({r['low']:.{digits}f} .. {r['high']:.{digits}f})"
+
+
+def value_section(worth: dict) -> str:
+    """Markdown: the value per new customer and its parts (``ml.mmm.value``)."""
+    observed = ("" if worth["observed_value"] is None else
+                f" Check on history: the {worth['cohort_signups']:,} signups with the whole horizon "
+                f"made {worth['observed_value']:,.2f} of margin each in it.")
+    return (f"**{worth['value_per_new_customer']:,.2f}** expected margin per new customer over "
+            f"{worth['horizon_days']} days after signup, as of {worth['as_of']} (method: "
+            f"{worth['method']}) = margin rate {worth['margin_rate']:.0%} x conversion "
+            f"{worth['conversion']:.1%} (first purchase within the horizon, {worth['cohort_signups']:,} "
+            f"of {worth['signups']:,} signups) x (first purchase {worth['first_purchase_value']:,.2f} + "
+            f"{worth['expected_repeat_purchases']:.2f} expected repeat purchase days x "
+            f"{worth['repeat_purchase_value']:,.2f}). {worth['note']}.{observed}")
 
 
 def calibration_section(cal: dict | None) -> str:
@@ -330,16 +369,23 @@ def _log(spec: MediaMixSpec, summary: dict, params: dict, fit: model.Fit, tmp: P
                            **{f"sampler.{k}": v for k, v in spec.sampler.items()},
                            "adstock_max_lag": spec.model["adstock_max_lag"],
                            "yearly_seasonality": spec.model["yearly_seasonality"],
-                           "calibrated": bool(summary["calibration"]["lift_tests"])})
+                           "calibrated": bool(summary["calibration"]["lift_tests"]),
+                           "value.horizon_days": summary["customer_value"]["horizon_days"],
+                           "value.margin_rate": summary["customer_value"]["margin_rate"],
+                           "value.method": summary["customer_value"]["method"]})
         mlflow.log_metrics({
             "fit_seconds": summary["fit_seconds"], "max_rhat": diag["max_rhat"],
             "min_ess_bulk": diag["min_ess_bulk"], "divergences": diag["divergences"],
             "ppc_coverage": diag["ppc_coverage"], "holdout_mape": hold["mape"],
             "holdout_crps": hold["crps"], "holdout_naive_mape": hold["naive_mape"],
+            "value_per_new_customer": summary["customer_value"]["value_per_new_customer"],
             **{f"roi.{c}.{k}": v for c, r in summary["roi"].items() for k, v in r["roi"].items()},
             **{f"marginal_roi.{c}.{k}": v for c, r in summary["roi"].items()
                for k, v in r["marginal_roi"].items()},
             "lift_tests": summary["calibration"]["lift_tests"],
+            **{f"value.{k}": summary["customer_value"][k] for k in VALUE_METRICS},
+            **{f"value_roi.{c}.{k}": v for c, r in summary["roi"].items()
+               for k, v in r["value_roi"].items()},
             **{f"roi_uncalibrated.{c}.{k}": v
                for c, r in ((summary["calibration"].get("uncalibrated") or {}).get("roi") or {}).items()
                for k, v in r["roi"].items()}})
@@ -358,6 +404,7 @@ def _log(spec: MediaMixSpec, summary: dict, params: dict, fit: model.Fit, tmp: P
     registry.tag_version(spec.name, version, {
         "gate": summary["verdict"]["decision"], "max_rhat": f"{diag['max_rhat']:.4f}",
         "min_ess_bulk": f"{diag['min_ess_bulk']:.0f}", "divergences": str(diag["divergences"]),
-        "holdout_mape": f"{hold['mape']:.4f}", "holdout_crps": f"{hold['crps']:.4f}"})
+        "holdout_mape": f"{hold['mape']:.4f}", "holdout_crps": f"{hold['crps']:.4f}",
+        "value_per_new_customer": f"{summary['customer_value']['value_per_new_customer']:.2f}"})
     return {"run_id": run.info.run_id, "version": version}
 
