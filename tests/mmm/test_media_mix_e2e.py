@@ -90,6 +90,24 @@ def test_a_passing_fit_is_promoted_with_diagnostics_holdout_and_roi(promoted):
         roi = values["roi"]
         assert 0 <= roi["low"] <= roi["mean"] <= roi["high"]
     assert "Promotion gate" in champion.description and "ROI per channel" in champion.description
+    worth = summary["customer_value"]
+    v = worth["value_per_new_customer"]
+    assert v > 0 and worth["horizon_days"] == 365 and worth["margin_rate"] == 0.3
+    assert v == pytest.approx(worth["margin_rate"] * worth["conversion"] * (
+        worth["first_purchase_value"]
+        + worth["expected_repeat_purchases"] * worth["repeat_purchase_value"]))
+    for values in summary["roi"].values():
+        for key in ("mean", "low", "high"):
+            assert values["value_roi"][key] == pytest.approx(values["roi"][key] * v)
+    assert "Value of a new customer" in champion.description
+    assert registry.run_json(champion.run_id, "media_mix_posterior.json")[
+        "value_per_new_customer"] == pytest.approx(v)
+    import mlflow
+    metrics = mlflow.MlflowClient().get_run(champion.run_id).data.metrics
+    assert metrics["value_per_new_customer"] == pytest.approx(v)
+    assert {"value.conversion", "value.expected_repeat_purchases"} <= set(metrics)
+    print(f"value per new customer: {v:.2f} ({worth['method']}; observed "
+          f"{worth['observed_value']}): {worth['note']}")
 
 
 def test_the_fit_is_calibrated_by_the_generators_lift_tests(trained, promoted):
@@ -146,9 +164,15 @@ def test_plan_media_on_the_champion_spends_the_budget_and_is_stored(promoted):
     assert stored["planned_spend"].sum() == pytest.approx(budget, rel=1e-6)
     assert (stored["planned_spend"] >= stored["lower"] - 1e-6).all()
     assert (stored["planned_spend"] <= stored["upper"] + 1e-6).all()
+    worth = champion_params["value_per_new_customer"]
+    assert stored["value_per_new_customer"].to_numpy() == pytest.approx(worth)
+    np.testing.assert_allclose(stored["expected_value_planned"], stored["expected_planned"] * worth)
+    np.testing.assert_allclose(stored["expected_value_current"], stored["expected_current"] * worth)
     too_low = CliRunner().invoke(app, ["plan-media", "--budget", str(budget * 0.5)])
     assert too_low.exit_code != 0 and "below the sum of the lower bounds" in too_low.output
     assert set(read_plan()["plan_id"]) == set(stored["plan_id"])  # nothing new written
+    printed = CliRunner().invoke(app, ["plan-media", "--budget", str(budget)])
+    assert printed.exit_code == 0 and "value per new customer" in printed.output, printed.output
 
 
 def test_the_dag_plan_keeps_the_current_total_and_ml_run_reports_the_champion(promoted):
