@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import mlflow.pyfunc
