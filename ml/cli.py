@@ -702,10 +702,14 @@ def _print_media_mix(info: dict) -> None:
         console.print(f"  ROI {channel}: {roi['mean']:.4f} new customers per $ "
                       f"(90% CI {roi['low']:.4f}..{roi['high']:.4f})")
     if info.get("plan"):
-        plan = info["plan"]
+        plan, per_customer = info["plan"], info.get("value_per_new_customer")
+        worth = ""
+        if plan.get("expected_value_planned") is not None and per_customer is not None:
+            worth = (f", worth {plan['expected_value_planned']:,.0f} in customer value "
+                     f"({per_customer:,.2f} per new customer)")
         console.print(f"  plan {plan['plan_id']}: {plan['budget']:,.0f} over {plan['weeks']} weeks -> "
-                      f"{plan['expected_planned']:.1f} media-driven new customers (current split "
-                      f"{plan['expected_current']:.1f}); `ml plan-media --budget B` for another")
+                      f"{plan['expected_planned']:.1f} media-driven new customers{worth} (current "
+                      f"split {plan['expected_current']:.1f}); `ml plan-media --budget B` for another")
 
 
 @app.command("plan-media")

@@ -86,3 +86,24 @@ def test_signups_before_the_order_history_are_left_out_and_bad_settings_fail():
         value.value_per_new_customer(purchases, END, 0, 0.3)
     with pytest.raises(ValueError, match="margin_rate"):
         value.value_per_new_customer(purchases, END, 365, 1.5)
+
+
+def test_the_run_summary_prints_the_plans_customer_value_next_to_its_new_customers():
+    from ml import cli
+
+    info = {"champion": "3", "holdout": {"mape": 0.12, "crps": 1.5},
+            "diagnostics": {"max_rhat": 1.004, "min_ess_bulk": 410, "divergences": 0},
+            "roi": {"SEM": {"mean": 0.01, "low": 0.008, "high": 0.012}},
+            "value_per_new_customer": 155.52,
+            "plan": {"plan_id": "p1", "budget": 50000.0, "weeks": 4, "expected_planned": 210.4,
+                     "expected_current": 200.1, "expected_value_planned": 32721.4}}
+    with cli.console.capture() as captured:
+        cli._print_media_mix(info)
+    text = " ".join(captured.get().split())
+    assert "210.4 media-driven new customers, worth 32,721 in customer value" in text
+    assert "(155.52 per new customer)" in text and "current split 200.1" in text
+    # A plan written before valuation existed (no value columns) prints the count alone.
+    info["plan"]["expected_value_planned"] = None
+    with cli.console.capture() as captured:
+        cli._print_media_mix(info)
+    assert "customer value" not in captured.get()
