@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_CUSTOMERS ?= 3000
 DEMO_SEED ?= 42
+# `make test` runs on this many pytest-xdist workers (0: all in one process)
+PYTEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 EMULATOR_STAMP := .venv-bqemulator/.installed
 
@@ -46,8 +48,8 @@ demo: setup ## Generate a retail history (if none) and run the whole pipeline in
 	$(BIN)/ml generate --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --keep-existing
 	$(BIN)/ml run
 
-test: setup ## Run every test (unit, dbt, DAGs end to end)
-	$(BIN)/python -m pytest
+test: setup ## Run every test (unit, dbt, DAGs end to end) on PYTEST_WORKERS processes
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 test-fast: setup ## Only the tests that run no dbt or Airflow end to end
 	$(BIN)/python -m pytest -m "not slow"

@@ -8,6 +8,7 @@ names the failed tasks.
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
@@ -117,7 +118,16 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None, raise_on_failure: b
     """Run one DAG to completion in this process and report every task's state and time."""
     ensure_airflow_ready()
     dag = get_dag(dag_id)
-    dag_run = dag.test(run_conf=conf or {})
+    # Cosmos runs a full gc.collect() after every dbt invocation, and dbt's parse triggers
+    # many more; each one walks every object this process holds (millions in a long `ml run`
+    # or a test session). Frozen objects are skipped: 20-25% off a features run measured
+    # with 3.4M objects live. Unfrozen afterwards, so nothing stays uncollectable.
+    gc.collect()
+    gc.freeze()
+    try:
+        dag_run = dag.test(run_conf=conf or {})
+    finally:
+        gc.unfreeze()
     report = DagRunReport(
         dag_id=dag_id,
         run_id=dag_run.run_id,
