@@ -1,7 +1,7 @@
 """Benchmark: the media-mix model against the simulator's truth.
 
     python bench/mmm.py [--customers 3000 60000] [--seed 42] [--start 2023-01-01] [--end 2025-12-31]
-                        [--chains 2 --draws 400 --tune 400] [--no-calibration]
+                        [--chains 2 --draws 400 --tune 400 --cores 2] [--no-calibration]
 
 For each size, the media world of ``ml.sim.media`` (the generator's own baseline profile)
 and its daily new customers, drawn the way the generator draws signup days (a multinomial
@@ -143,7 +143,8 @@ def run_size(customers: int, args) -> dict:
     from ml.mmm.spec import load_media_spec
 
     spec = load_media_spec().with_overrides(sampler={k: v for k, v in {
-        "chains": args.chains, "draws": args.draws, "tune": args.tune}.items() if v})
+        "chains": args.chains, "draws": args.draws, "tune": args.tune,
+        "cores": args.cores}.items() if v})
     world, rows = media_rows(customers, args.seed, args.start, args.end)
     frame = data.to_periods(rows, spec)
     print(f"\n== {customers:,} customers: {frame.table['y'].iloc[:-spec.holdout_periods].mean():.1f} "
@@ -186,6 +187,7 @@ def main() -> None:
     parser.add_argument("--start", type=date.fromisoformat, default=date(2023, 1, 1))
     parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 12, 31))
     parser.add_argument("--chains", type=int)
+    parser.add_argument("--cores", type=int, help="chains sampled in parallel (processes)")
     parser.add_argument("--draws", type=int)
     parser.add_argument("--tune", type=int)
     parser.add_argument("--no-calibration", action="store_true",

@@ -104,7 +104,8 @@ def fit(spec, frame, lift: pd.DataFrame | None = None) -> Fit:
             lift[["channel", "x", "delta_x", "delta_y", "sigma"]].reset_index(drop=True),
             dist=getattr(pmd, spec.raw.get("calibration", {}).get("likelihood", "Normal")),
             name=LIFT_LIKELIHOOD)
-    mmm.fit(train[columns], train["y"], chains=int(sampler["chains"]), cores=1,
+    mmm.fit(train[columns], train["y"], chains=int(sampler["chains"]),
+            cores=int(sampler.get("cores", 1)),
             tune=int(sampler["tune"]), draws=int(sampler["draws"]),
             target_accept=float(sampler["target_accept"]),
             random_seed=int(sampler["random_seed"]), progressbar=False)
