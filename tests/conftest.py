@@ -101,4 +101,3 @@ def demo_warehouse(state_dir) -> Path:
 
     generate(customers=800, seed=7, start=date(2023, 1, 1), end=date(2024, 12, 31))
     return get_settings().warehouse_path
-
