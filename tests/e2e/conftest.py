@@ -167,7 +167,9 @@ def platform_run(servers: Servers) -> PlatformRun:
     client.set_paused("features", False)
     record.manual_run_id = client.trigger(manual_dag, {"promotion_mode": "manual"},
                                           run_id="e2e_manual_promotion")["dag_run_id"]
-    client.wait_for_run("features", features["dag_run_id"], timeout=900)
+    # Generous waits: under `make test` the other xdist worker shares the two cores (this
+    # whole platform run took 1,100 s there, against about 500 s alone).
+    client.wait_for_run("features", features["dag_run_id"], timeout=1800)
     record.runs["features"] = [features["dag_run_id"]]
     record.seconds["features"] = time.monotonic() - started
     # Unpaused only now, so the features Asset event does not queue a second run of it.
@@ -175,7 +177,7 @@ def platform_run(servers: Servers) -> PlatformRun:
 
     for dag_id in auto:
         run_id = client.wait_for_new_run(dag_id, set(), timeout=120)
-        client.wait_for_run(dag_id, run_id, timeout=900)
+        client.wait_for_run(dag_id, run_id, timeout=1500)
         record.runs[dag_id] = [run_id]
     record.seconds["auto_champions"] = time.monotonic() - started
 
@@ -188,7 +190,7 @@ def platform_run(servers: Servers) -> PlatformRun:
     client.set_paused("allocate", False)
 
     ti = wait_for_task_state(client, manual_dag, record.manual_run_id, "await_approval",
-                             {"awaiting_input", "deferred"}, timeout=900)
+                             {"awaiting_input", "deferred"}, timeout=1500)
     trained = client.xcom(manual_dag, record.manual_run_id, "train")
     record.trained_version = str(trained["version"])
     record.champion_before_approval = servers.champion(MANUAL_MODEL)

@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.conftest import MANUAL_MODEL
 from tests.e2e.test_browser import _log_in, _shot, browser, chromium_path, page  # noqa: F401
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(3000)]
 
 CORE_SECTIONS = ("models", "drift", "realised", "freshness", "campaign")
 LATER_SECTIONS = {"experiments": "experiment_readouts", "recommendations": "recommendations",

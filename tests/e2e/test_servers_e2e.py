@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import MANUAL_MODEL, MODELS
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(3000)]
 
 LINEAGE_TAGS = {"data_window", "data_fingerprint", "git_sha", "dbt_manifest_hash", "spec_hash",
                 "backtest_summary", "gate_verdict"}
